@@ -1,0 +1,20 @@
+# The two commands of the README. Both work on a fresh machine.
+.PHONY: demo test lint bench-emulator
+
+VENV := .venv
+PY := $(VENV)/bin/python
+
+demo:
+	scripts/bootstrap.sh
+	scripts/demo.sh
+
+test:
+	scripts/bootstrap.sh --test
+	$(PY) -m pytest
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench-emulator:
+	$(PY) bench/emulator_throughput.py
