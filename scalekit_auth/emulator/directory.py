@@ -1,0 +1,1564 @@
+"""The emulator's directory: organizations, users and their memberships, roles and permissions.
+
+State lives in memory as the SDK's own protobuf messages, behind one lock, with O(1) indexes
+(organization by id and external id, user by id, lower-cased email and external id, role and
+permission by name). Lists are kept as sorted id lists: ids grow with creation time, so keyset
+pagination is a bisect plus a slice, not a scan. Every write goes through to an optional
+:class:`~scalekit_auth.emulator.persistence.SqlitePersistence` (loaded on construction).
+
+Listeners registered with :meth:`Directory.subscribe` receive an :class:`Event` for every change
+(the webhook sender is one). They are called after the lock is released, and their exceptions are
+logged, never raised into the RPC.
+
+Where the real service's behaviour is not known (marked [unknown] in
+``/work/shared/scalekit-wire.md``), the choice made here says so in the docstring of the method.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from google.protobuf import timestamp_pb2
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+from scalekit.v1.commons import commons_pb2
+from scalekit.v1.organizations import organizations_pb2
+from scalekit.v1.roles import roles_pb2
+from scalekit.v1.users import users_pb2
+
+from . import ids
+from .errors import EmulatorError, FieldViolation, invalid_argument, not_found
+from .persistence import SqlitePersistence
+
+logger = logging.getLogger(__name__)
+
+ORGANIZATION_KIND = "directory.organization"
+USER_KIND = "directory.user"
+ROLE_KIND = "directory.role"
+PERMISSION_KIND = "directory.permission"
+DIRECTORY_KINDS = (ORGANIZATION_KIND, USER_KIND, ROLE_KIND, PERMISSION_KIND)
+
+DEFAULT_ENVIRONMENT_ID = "env_000000000000000001"
+DEFAULT_PAGE_SIZE = 10
+MAX_PAGE_SIZE = 100
+INVITATION_TTL_S = 7 * 24 * 3600
+PROVISIONING_METHOD = "direct_provision"
+
+ACTIVE = commons_pb2.ACTIVE
+PENDING_INVITE = commons_pb2.PENDING_INVITE
+
+# Keys of Directory.duplicate_status. Only INVALID_ARGUMENT has been observed for a duplicate
+# (role and permission names, wire doc 4.5); the others are [unknown], hence settable.
+DEFAULT_DUPLICATE_STATUS: dict[str, grpc.StatusCode] = {
+    "organization_external_id": grpc.StatusCode.INVALID_ARGUMENT,
+    "organization_slug": grpc.StatusCode.INVALID_ARGUMENT,
+    "user_email": grpc.StatusCode.INVALID_ARGUMENT,
+    "user_external_id": grpc.StatusCode.INVALID_ARGUMENT,
+    "membership": grpc.StatusCode.INVALID_ARGUMENT,
+}
+
+ROLE_STILL_ASSIGNED = "role cannot be deleted as it is assigned to users"
+
+_SEED_ROLES = (
+    ("admin", "Admin", "Can manage the organization, its members and their roles.", True, False),
+    ("member", "Member", "A member of the organization.", False, True),
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    """A change in the directory, shaped like a Scalekit webhook: ``data`` is snake_case
+    protojson of the object (membership events carry ``{"organization": ..., "user": ...}``)."""
+
+    type: str
+    object_type: str
+    organization_id: str
+    data: dict = field(default_factory=dict)
+
+
+@dataclass
+class Page:
+    """One page of a list, with opaque tokens (empty at either end) and the list's total size."""
+
+    items: list
+    next_page_token: str
+    prev_page_token: str
+    total_size: int
+
+
+# An event waiting for the lock to be released: (type, object type, organization id, payload),
+# the payload a message or a dict of messages, already copied.
+_Pending = tuple[str, str, str, Any]
+
+
+def _now() -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromNanoseconds(time.time_ns())
+    return stamp
+
+
+def _encode_token(list_name: str, direction: str, anchor: str) -> str:
+    raw = f"{list_name}|{direction}|{anchor}".encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _decode_token(token: str, list_name: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        name, direction, anchor = raw.split("|", 2)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        name, direction, anchor = "", "", ""
+    if name != list_name or direction not in ("n", "p") or not anchor:
+        raise invalid_argument(
+            f'page_token "{token}" is not a token of this list; pass the next_page_token or '
+            "prev_page_token of a previous response unchanged",
+            [FieldViolation("page_token", "invalid page token", "page_token")],
+        )
+    return direction, anchor
+
+
+def _page_ids(ids_sorted: list[str], list_name: str, page_size: int, token: str) -> tuple:
+    """Keyset pagination over a sorted id list: O(log n + page size) per page.
+
+    [unknown] Scalekit documents page sizes of 10-100; 0 gives the default here, larger values
+    are capped at 100 and smaller ones honoured.
+    """
+    size = DEFAULT_PAGE_SIZE if page_size <= 0 else min(page_size, MAX_PAGE_SIZE)
+    total = len(ids_sorted)
+    if token:
+        direction, anchor = _decode_token(token, list_name)
+    else:
+        direction, anchor = "n", ""
+    if direction == "n":
+        start = bisect.bisect_right(ids_sorted, anchor) if anchor else 0
+        end = min(start + size, total)
+    else:
+        end = bisect.bisect_left(ids_sorted, anchor)
+        start = max(0, end - size)
+    page = ids_sorted[start:end]
+    next_token = _encode_token(list_name, "n", page[-1]) if page and end < total else ""
+    prev_token = _encode_token(list_name, "p", page[0]) if page and start > 0 else ""
+    return page, next_token, prev_token, total
+
+
+def _insert_sorted(ids_sorted: list[str], item: str) -> None:
+    if not ids_sorted or item > ids_sorted[-1]:
+        ids_sorted.append(item)
+        return
+    index = bisect.bisect_left(ids_sorted, item)
+    if index == len(ids_sorted) or ids_sorted[index] != item:
+        ids_sorted.insert(index, item)
+
+
+def _remove_sorted(ids_sorted: list[str], item: str) -> None:
+    index = bisect.bisect_left(ids_sorted, item)
+    if index < len(ids_sorted) and ids_sorted[index] == item:
+        del ids_sorted[index]
+
+
+def _copy(message: Message) -> Any:
+    clone = type(message)()
+    clone.CopyFrom(message)
+    return clone
+
+
+def _to_dict(payload: Any) -> dict:
+    if isinstance(payload, dict):
+        return {key: _to_dict(value) for key, value in payload.items()}
+    return MessageToDict(payload, preserving_proto_field_name=True)
+
+
+class Directory:
+    """Thread-safe in-memory directory of one Scalekit environment."""
+
+    def __init__(
+        self,
+        persistence: SqlitePersistence | None = None,
+        *,
+        environment_id: str = DEFAULT_ENVIRONMENT_ID,
+    ) -> None:
+        self.environment_id = environment_id
+        self.duplicate_status: dict[str, grpc.StatusCode] = dict(DEFAULT_DUPLICATE_STATUS)
+        self.invitation_emails: list[dict] = []
+        self._persistence = persistence
+        self._lock = threading.Lock()
+        self._subscribers: list[Callable[[Event], None]] = []
+        self._clear_state()
+        with self._lock:
+            if persistence is not None:
+                self._load()
+            if not self._roles:
+                self._seed_roles()
+
+    # -- state -------------------------------------------------------------------------------
+
+    def _clear_state(self) -> None:
+        self._orgs: dict[str, organizations_pb2.Organization] = {}
+        self._org_ids: list[str] = []
+        self._org_by_external_id: dict[str, str] = {}
+        self._org_by_slug: dict[str, str] = {}
+        self._users: dict[str, users_pb2.User] = {}
+        self._user_ids: list[str] = []
+        self._user_by_email: dict[str, str] = {}
+        self._user_by_external_id: dict[str, str] = {}
+        self._members: dict[str, list[str]] = {}
+        self._membership_count = 0
+        # role name -> {(user id, organization id)}: who holds a role, for the delete rule and
+        # for reassigning, without scanning users. Kept for unknown role names too.
+        self._role_holders: dict[str, set[tuple[str, str]]] = {}
+        self._roles: dict[str, roles_pb2.Role] = {}
+        self._role_by_id: dict[str, str] = {}
+        self._role_permissions: dict[str, dict[str, None]] = {}
+        self._permissions: dict[str, roles_pb2.Permission] = {}
+        self._permission_ids: list[str] = []
+        self._permission_by_id: dict[str, str] = {}
+        self._invites_resent: dict[tuple[str, str], int] = {}
+        self.invitation_emails.clear()
+
+    def _load(self) -> None:
+        assert self._persistence is not None
+        for _key, blob in self._persistence.load(PERMISSION_KIND):
+            permission = roles_pb2.Permission.FromString(blob)
+            self._index_permission(permission)
+        for _key, blob in self._persistence.load(ROLE_KIND):
+            role = roles_pb2.Role.FromString(blob)
+            self._role_permissions[role.name] = {p.name: None for p in role.permissions}
+            del role.permissions[:]
+            self._roles[role.name] = role
+            self._role_by_id[role.id] = role.name
+        for _key, blob in self._persistence.load(ORGANIZATION_KIND):
+            org = organizations_pb2.Organization.FromString(blob)
+            self._index_organization(org)
+        self._org_ids.sort()
+        for _key, blob in self._persistence.load(USER_KIND):
+            user = users_pb2.User.FromString(blob)
+            self._users[user.id] = user
+            self._user_ids.append(user.id)
+            self._user_by_email[user.email.lower()] = user.id
+            if user.HasField("external_id") and user.external_id:
+                self._user_by_external_id[user.external_id] = user.id
+            for membership in user.memberships:
+                self._members.setdefault(membership.organization_id, []).append(user.id)
+                self._hold_roles(user.id, membership)
+                self._membership_count += 1
+        self._user_ids.sort()
+        for members in self._members.values():
+            members.sort()
+
+    def _seed_roles(self) -> None:
+        for name, display_name, description, creator, member in _SEED_ROLES:
+            role = roles_pb2.Role(
+                id=ids.new_id("role"),
+                name=name,
+                display_name=display_name,
+                description=description,
+                default_creator=creator,
+                default_member=member,
+            )
+            self._roles[name] = role
+            self._role_by_id[role.id] = name
+            self._role_permissions[name] = {}
+            self._save_role(role)
+
+    def _index_organization(self, org: organizations_pb2.Organization) -> None:
+        self._orgs[org.id] = org
+        self._org_ids.append(org.id)
+        if org.HasField("external_id") and org.external_id:
+            self._org_by_external_id[org.external_id] = org.id
+        if org.HasField("slug") and org.slug:
+            self._org_by_slug[org.slug] = org.id
+        self._members.setdefault(org.id, [])
+
+    def _index_permission(self, permission: roles_pb2.Permission) -> None:
+        self._permissions[permission.name] = permission
+        _insert_sorted(self._permission_ids, permission.id)
+        self._permission_by_id[permission.id] = permission.name
+
+    def _hold_roles(self, user_id: str, membership: commons_pb2.OrganizationMembership) -> None:
+        for role in membership.roles:
+            self._role_holders.setdefault(role.name, set()).add(
+                (user_id, membership.organization_id)
+            )
+
+    def _release_roles(self, user_id: str, membership: commons_pb2.OrganizationMembership) -> None:
+        for role in membership.roles:
+            holders = self._role_holders.get(role.name)
+            if holders is not None:
+                holders.discard((user_id, membership.organization_id))
+                if not holders:
+                    del self._role_holders[role.name]
+
+    # -- persistence ------------------------------------------------------------------------------
+
+    def _save_org(self, org: organizations_pb2.Organization) -> None:
+        if self._persistence is not None:
+            self._persistence.save(ORGANIZATION_KIND, org.id, org.SerializeToString())
+
+    def _save_user(self, user: users_pb2.User) -> None:
+        if self._persistence is not None:
+            self._persistence.save(USER_KIND, user.id, user.SerializeToString())
+
+    def _save_role(self, role: roles_pb2.Role) -> None:
+        if self._persistence is not None:
+            stored = _copy(role)
+            for name in self._role_permissions.get(role.name, {}):
+                stored.permissions.add(name=name, role_name=role.name)
+            self._persistence.save(ROLE_KIND, role.name, stored.SerializeToString())
+
+    def _save_permission(self, permission: roles_pb2.Permission) -> None:
+        if self._persistence is not None:
+            self._persistence.save(PERMISSION_KIND, permission.name, permission.SerializeToString())
+
+    def _forget(self, kind: str, key: str) -> None:
+        if self._persistence is not None:
+            self._persistence.delete(kind, key)
+
+    # -- events -----------------------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[Event], None]) -> None:
+        """Call ``callback(event)`` after every change, outside the directory's lock."""
+        with self._lock:
+            self._subscribers = [*self._subscribers, callback]
+
+    def _emit(self, pending: list[_Pending]) -> None:
+        subscribers = self._subscribers
+        if not pending or not subscribers:
+            return
+        for event_type, object_type, organization_id, payload in pending:
+            event = Event(event_type, object_type, organization_id, _to_dict(payload))
+            for callback in subscribers:
+                try:
+                    callback(event)
+                except Exception:
+                    logger.exception("directory event listener failed on %s", event_type)
+
+    def _membership_payload(self, org_id: str, user: users_pb2.User) -> dict:
+        org = self._orgs.get(org_id)
+        return {
+            "organization": _copy(org) if org is not None else organizations_pb2.Organization(),
+            "user": self._export_user(user),
+        }
+
+    # -- errors -----------------------------------------------------------------------------------
+
+    def _duplicate(self, kind: str, message: str) -> EmulatorError:
+        return EmulatorError(
+            self.duplicate_status.get(kind, grpc.StatusCode.INVALID_ARGUMENT), message
+        )
+
+    # -- reset and counts -------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget everything (memory and the directory's rows in the persistence store), restore
+        the default duplicate statuses, and re-seed the ``admin`` and ``member`` roles every
+        environment has out of the box. Subscribers stay."""
+        with self._lock:
+            self._clear_state()
+            self.duplicate_status.clear()
+            self.duplicate_status.update(DEFAULT_DUPLICATE_STATUS)
+            if self._persistence is not None:
+                self._persistence.clear(DIRECTORY_KINDS)
+            self._seed_roles()
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "organizations": len(self._orgs),
+                "users": len(self._users),
+                "memberships": self._membership_count,
+                "roles": len(self._roles),
+                "permissions": len(self._permissions),
+                "invitation_emails": len(self.invitation_emails),
+            }
+
+    # -- organizations ----------------------------------------------------------------------------
+
+    def _org(self, org_id: str = "", external_id: str = "") -> organizations_pb2.Organization:
+        if org_id:
+            org = self._orgs.get(org_id)
+            if org is None:
+                raise not_found(f'organization "{org_id}" not found')
+            return org
+        if external_id:
+            found = self._org_by_external_id.get(external_id)
+            if found is None:
+                raise not_found(f'organization with external_id "{external_id}" not found')
+            return self._orgs[found]
+        raise invalid_argument(
+            "an organization id or external_id is required",
+            [FieldViolation("id", "value is required", "required")],
+        )
+
+    def get_organization(self, org_id: str) -> organizations_pb2.Organization | None:
+        with self._lock:
+            org = self._orgs.get(org_id)
+            return _copy(org) if org is not None else None
+
+    def get_organization_by_external_id(
+        self, external_id: str
+    ) -> organizations_pb2.Organization | None:
+        with self._lock:
+            found = self._org_by_external_id.get(external_id)
+            return _copy(self._orgs[found]) if found else None
+
+    def require_organization(
+        self, org_id: str = "", external_id: str = ""
+    ) -> organizations_pb2.Organization:
+        """The organization with this id (or else external id); NOT_FOUND otherwise."""
+        with self._lock:
+            return _copy(self._org(org_id, external_id))
+
+    def create_organization(
+        self, spec: organizations_pb2.CreateOrganization
+    ) -> organizations_pb2.Organization:
+        """[unknown] an empty ``external_id`` or ``slug`` is treated as not given."""
+        pending: list[_Pending] = []
+        with self._lock:
+            external_id = spec.external_id if spec.HasField("external_id") else ""
+            slug = spec.slug if spec.HasField("slug") else ""
+            if external_id and external_id in self._org_by_external_id:
+                raise self._duplicate(
+                    "organization_external_id",
+                    f'organization with external_id "{external_id}" already exists',
+                )
+            if slug and slug in self._org_by_slug:
+                raise self._duplicate(
+                    "organization_slug", f'organization with slug "{slug}" already exists'
+                )
+            now = _now()
+            org = organizations_pb2.Organization(
+                id=ids.new_id("org"),
+                display_name=spec.display_name,
+                region_code=spec.region_code,
+                metadata=dict(spec.metadata),
+            )
+            org.create_time.CopyFrom(now)
+            org.update_time.CopyFrom(now)
+            if external_id:
+                org.external_id = external_id
+            if slug:
+                org.slug = slug
+            if spec.HasField("logo_url") and spec.logo_url:
+                org.logo_url = spec.logo_url
+            self._index_organization(org)
+            self._save_org(org)
+            result = _copy(org)
+            if self._subscribers:
+                pending.append(("organization.created", "Organization", org.id, _copy(org)))
+        self._emit(pending)
+        return result
+
+    def list_organizations(
+        self, page_size: int = 0, page_token: str = "", external_id: str | None = None
+    ) -> Page:
+        """A page of organizations in creation order. With ``external_id``, the (at most one)
+        organization carrying it."""
+        with self._lock:
+            if external_id is not None:
+                found = self._org_by_external_id.get(external_id)
+                items = [_copy(self._orgs[found])] if found else []
+                return Page(items, "", "", len(items))
+            page, next_token, prev_token, total = _page_ids(
+                self._org_ids, "organizations", page_size, page_token
+            )
+            return Page([_copy(self._orgs[i]) for i in page], next_token, prev_token, total)
+
+    def update_organization(
+        self,
+        spec: organizations_pb2.UpdateOrganization,
+        *,
+        org_id: str = "",
+        external_id: str = "",
+        paths: Iterable[str] = (),
+    ) -> organizations_pb2.Organization:
+        """Apply an ``UpdateOrganization``.
+
+        Without a field mask, fields present in ``spec`` are set (proto3 optional presence), an
+        empty ``external_id``/``slug``/``logo_url`` clears it, and a non-empty ``metadata``
+        replaces the stored map ([unknown]: replace versus merge). With a mask (``paths``), exactly
+        the named fields are copied, so an empty value clears.
+        """
+        pending: list[_Pending] = []
+        with self._lock:
+            org = self._org(org_id, external_id)
+            updated = _copy(org)
+            fields = self._organization_update_fields(spec, list(paths))
+            for name in fields:
+                if name == "metadata":
+                    updated.metadata.clear()
+                    updated.metadata.update(spec.metadata)
+                elif name in ("external_id", "slug", "logo_url"):
+                    value = getattr(spec, name)
+                    if value:
+                        setattr(updated, name, value)
+                    else:
+                        updated.ClearField(name)
+                else:
+                    setattr(updated, name, getattr(spec, name))
+            new_external = updated.external_id if updated.HasField("external_id") else ""
+            old_external = org.external_id if org.HasField("external_id") else ""
+            if new_external != old_external and new_external in self._org_by_external_id:
+                raise self._duplicate(
+                    "organization_external_id",
+                    f'organization with external_id "{new_external}" already exists',
+                )
+            new_slug = updated.slug if updated.HasField("slug") else ""
+            old_slug = org.slug if org.HasField("slug") else ""
+            if new_slug != old_slug and new_slug in self._org_by_slug:
+                raise self._duplicate(
+                    "organization_slug", f'organization with slug "{new_slug}" already exists'
+                )
+            if old_external != new_external:
+                self._org_by_external_id.pop(old_external, None)
+                if new_external:
+                    self._org_by_external_id[new_external] = org.id
+            if old_slug != new_slug:
+                self._org_by_slug.pop(old_slug, None)
+                if new_slug:
+                    self._org_by_slug[new_slug] = org.id
+            updated.update_time.CopyFrom(_now())
+            org.CopyFrom(updated)
+            self._save_org(org)
+            result = _copy(org)
+            if self._subscribers:
+                pending.append(("organization.updated", "Organization", org.id, _copy(org)))
+        self._emit(pending)
+        return result
+
+    @staticmethod
+    def _organization_update_fields(
+        spec: organizations_pb2.UpdateOrganization, paths: list[str]
+    ) -> list[str]:
+        updatable = ("display_name", "external_id", "metadata", "slug", "logo_url")
+        if paths:
+            names = []
+            for path in paths:
+                name = path.removeprefix("organization.")
+                if name not in updatable:
+                    raise invalid_argument(
+                        f'update_mask path "{path}" is not an updatable organization field; '
+                        f"use one of {', '.join(updatable)}",
+                        [FieldViolation("update_mask", f'unknown path "{path}"', "update_mask")],
+                    )
+                names.append(name)
+            return names
+        names = [name for name in updatable if name != "metadata" and spec.HasField(name)]
+        if spec.metadata:
+            names.append("metadata")
+        return names
+
+    def update_organization_settings(
+        self, org_id: str, features: Iterable[organizations_pb2.OrganizationSettingsFeature]
+    ) -> organizations_pb2.Organization:
+        """Set feature flags (e.g. ``sso``, ``dir_sync``) by name, keeping the others."""
+        pending: list[_Pending] = []
+        with self._lock:
+            org = self._org(org_id)
+            current = {f.name: f for f in org.settings.features}
+            for feature in features:
+                if feature.name in current:
+                    current[feature.name].enabled = feature.enabled
+                else:
+                    org.settings.features.add(name=feature.name, enabled=feature.enabled)
+            org.update_time.CopyFrom(_now())
+            self._save_org(org)
+            result = _copy(org)
+            if self._subscribers:
+                pending.append(("organization.updated", "Organization", org.id, _copy(org)))
+        self._emit(pending)
+        return result
+
+    def delete_organization(self, org_id: str = "", external_id: str = "") -> None:
+        """Delete the organization and every membership in it. Users stay (they belong to the
+        environment), even when left without a membership [unknown]."""
+        pending: list[_Pending] = []
+        with self._lock:
+            org = self._org(org_id, external_id)
+            changed_users = []
+            for user_id in self._members.pop(org.id, []):
+                user = self._users[user_id]
+                for index, membership in enumerate(user.memberships):
+                    if membership.organization_id == org.id:
+                        self._release_roles(user_id, membership)
+                        del user.memberships[index]
+                        self._membership_count -= 1
+                        break
+                changed_users.append(user)
+            del self._orgs[org.id]
+            _remove_sorted(self._org_ids, org.id)
+            if org.HasField("external_id"):
+                self._org_by_external_id.pop(org.external_id, None)
+            if org.HasField("slug"):
+                self._org_by_slug.pop(org.slug, None)
+            if self._persistence is not None:
+                self._persistence.save_many(
+                    USER_KIND, [(u.id, u.SerializeToString()) for u in changed_users]
+                )
+                self._persistence.delete(ORGANIZATION_KIND, org.id)
+            if self._subscribers:
+                pending.append(("organization.deleted", "Organization", org.id, _copy(org)))
+        self._emit(pending)
+
+    # -- users ------------------------------------------------------------------------------------
+
+    def _user(self, user_id: str = "", external_id: str = "") -> users_pb2.User:
+        if user_id:
+            user = self._users.get(user_id)
+            if user is None:
+                raise not_found(f'user "{user_id}" not found')
+            return user
+        if external_id:
+            found = self._user_by_external_id.get(external_id)
+            if found is None:
+                raise not_found(f'user with external_id "{external_id}" not found')
+            return self._users[found]
+        raise invalid_argument(
+            "a user id or external_id is required",
+            [FieldViolation("id", "value is required", "required")],
+        )
+
+    def _export_user(self, user: users_pb2.User) -> users_pb2.User:
+        """A copy as served: each membership role carries the role's id and display name when the
+        role exists, and the membership its effective permissions."""
+        out = _copy(user)
+        for membership in out.memberships:
+            names = []
+            for role_ref in membership.roles:
+                role = self._roles.get(role_ref.name)
+                if role is not None:
+                    role_ref.id = role.id
+                    role_ref.display_name = role.display_name
+                    names.append(role.name)
+            if names:
+                membership.permissions.extend(self._permissions_for(names))
+        return out
+
+    def find_user_by_email(self, email: str) -> users_pb2.User | None:
+        """The user with this email, compared case-insensitively."""
+        with self._lock:
+            found = self._user_by_email.get(email.lower())
+            return self._export_user(self._users[found]) if found else None
+
+    def get_user(self, user_id: str) -> users_pb2.User | None:
+        with self._lock:
+            user = self._users.get(user_id)
+            return self._export_user(user) if user is not None else None
+
+    def get_user_by_external_id(self, external_id: str) -> users_pb2.User | None:
+        with self._lock:
+            found = self._user_by_external_id.get(external_id)
+            return self._export_user(self._users[found]) if found else None
+
+    def require_user(self, user_id: str = "", external_id: str = "") -> users_pb2.User:
+        """The user with this id (or else external id); NOT_FOUND otherwise."""
+        with self._lock:
+            return self._export_user(self._user(user_id, external_id))
+
+    def create_user_and_membership(
+        self,
+        organization_id: str,
+        spec: users_pb2.CreateUser,
+        send_invitation_email: bool = True,
+    ) -> users_pb2.User:
+        """Create a user with one membership.
+
+        With ``send_invitation_email`` (the SDK's default) the membership is PENDING_INVITE, the
+        email unverified, and an invitation email is recorded; without it the membership is
+        ACTIVE and the email verified [docs]. A membership naming no role gets the default
+        creator role (``admin``) when it is the organization's first member, else the default
+        member role (``member``) [docs]. Unknown role names are stored as given. [unknown] an
+        unknown organization is NOT_FOUND; a duplicate email or external id answers with
+        ``duplicate_status``. The email is stored as given and matched case-insensitively.
+        """
+        pending: list[_Pending] = []
+        with self._lock:
+            if not organization_id:
+                raise invalid_argument(
+                    "organization_id is required",
+                    [FieldViolation("organization_id", "value is required", "required")],
+                )
+            org = self._org(organization_id)
+            email_key = spec.email.lower()
+            if email_key in self._user_by_email:
+                raise self._duplicate(
+                    "user_email", f'user with email "{spec.email}" already exists'
+                )
+            external_id = spec.external_id if spec.HasField("external_id") else ""
+            if external_id and external_id in self._user_by_external_id:
+                raise self._duplicate(
+                    "user_external_id", f'user with external_id "{external_id}" already exists'
+                )
+            roles = self._membership_role_names(spec.membership.roles, org.id)
+            now = _now()
+            user = users_pb2.User(
+                id=ids.new_id("usr"),
+                environment_id=self.environment_id,
+                email=spec.email,
+                metadata=dict(spec.metadata),
+            )
+            user.create_time.CopyFrom(now)
+            user.update_time.CopyFrom(now)
+            if external_id:
+                user.external_id = external_id
+            self._fill_profile(user.user_profile, spec.user_profile)
+            user.user_profile.id = ids.new_id("usp")
+            user.user_profile.email_verified = not send_invitation_email
+            membership = self._new_membership(
+                org, roles, spec.membership, send_invitation_email, now
+            )
+            user.memberships.append(membership)
+
+            self._users[user.id] = user
+            _insert_sorted(self._user_ids, user.id)
+            self._user_by_email[email_key] = user.id
+            if external_id:
+                self._user_by_external_id[external_id] = user.id
+            _insert_sorted(self._members.setdefault(org.id, []), user.id)
+            self._hold_roles(user.id, membership)
+            self._membership_count += 1
+            if send_invitation_email:
+                self._record_invitation(user, org.id)
+            self._save_user(user)
+            result = self._export_user(user)
+            if self._subscribers:
+                payload = {"organization": _copy(org), "user": result}
+                pending.append(
+                    ("user.organization_membership_created", "OrgMembership", org.id, payload)
+                )
+                if send_invitation_email:
+                    pending.append(
+                        ("user.organization_invitation", "OrgMembership", org.id, payload)
+                    )
+        self._emit(pending)
+        return result
+
+    def _membership_role_names(
+        self, requested: Iterable[commons_pb2.Role], org_id: str
+    ) -> list[str]:
+        names: list[str] = []
+        for role_ref in requested:
+            name = role_ref.name
+            if not name and role_ref.id:
+                name = self._role_by_id.get(role_ref.id, "")
+                if not name:
+                    raise not_found(f'role with id "{role_ref.id}" not found')
+            if name and name not in names:
+                names.append(name)
+        if names:
+            return names
+        return [self._default_role_name(first_member=not self._members.get(org_id))]
+
+    def _default_role_name(self, *, first_member: bool) -> str:
+        flag = "default_creator" if first_member else "default_member"
+        for role in self._roles.values():
+            if getattr(role, flag):
+                return role.name
+        return "admin" if first_member else "member"
+
+    def _new_membership(
+        self,
+        org: organizations_pb2.Organization,
+        roles: list[str],
+        spec: users_pb2.CreateMembership | None,
+        invited: bool,
+        now: timestamp_pb2.Timestamp,
+    ) -> commons_pb2.OrganizationMembership:
+        membership = commons_pb2.OrganizationMembership(
+            organization_id=org.id,
+            membership_status=PENDING_INVITE if invited else ACTIVE,
+            name=org.display_name,
+            display_name=org.display_name,
+            provisioning_method=PROVISIONING_METHOD,
+        )
+        membership.created_at.CopyFrom(now)
+        if invited:
+            membership.expires_at.FromSeconds(now.seconds + INVITATION_TTL_S)
+        else:
+            membership.join_time.CopyFrom(now)
+        for name in roles:
+            membership.roles.add(name=name)
+        if spec is not None:
+            membership.metadata.update(spec.metadata)
+            if spec.HasField("inviter_email"):
+                membership.inviter_email = spec.inviter_email
+        return membership
+
+    def _record_invitation(self, user: users_pb2.User, org_id: str) -> None:
+        self.invitation_emails.append(
+            {
+                "to": user.email,
+                "user_id": user.id,
+                "organization_id": org_id,
+                "sent_at": datetime.now(UTC).isoformat(),
+            }
+        )
+
+    @staticmethod
+    def _fill_profile(profile: commons_pb2.UserProfile, spec: users_pb2.CreateUserProfile) -> None:
+        """Copy a ``CreateUserProfile``. [unknown] the deprecated ``first_name``/``last_name``
+        and ``given_name``/``family_name`` are mirrored into each other, and an empty ``name`` is
+        composed from the given and family names."""
+        given = spec.given_name or spec.first_name
+        family = spec.family_name or spec.last_name
+        profile.given_name = given
+        profile.family_name = family
+        profile.first_name = given
+        profile.last_name = family
+        profile.name = spec.name or " ".join(part for part in (given, family) if part)
+        profile.locale = spec.locale
+        profile.phone_number = spec.phone_number
+        profile.preferred_username = spec.preferred_username
+        profile.metadata.update(spec.metadata)
+        profile.custom_attributes.update(spec.custom_attributes)
+        profile.groups.extend(spec.groups)
+        if spec.HasField("picture"):
+            profile.picture = spec.picture
+        if spec.HasField("gender"):
+            profile.gender = spec.gender
+
+    def list_users(self, page_size: int = 0, page_token: str = "") -> Page:
+        """A page of the environment's users, in creation order."""
+        with self._lock:
+            page, next_token, prev_token, total = _page_ids(
+                self._user_ids, "users", page_size, page_token
+            )
+            items = [self._export_user(self._users[i]) for i in page]
+            return Page(items, next_token, prev_token, total)
+
+    def list_organization_users(
+        self, organization_id: str, page_size: int = 0, page_token: str = ""
+    ) -> Page:
+        """A page of an organization's members, in user creation order."""
+        with self._lock:
+            org = self._org(organization_id)
+            page, next_token, prev_token, total = _page_ids(
+                self._members.get(org.id, []), f"members:{org.id}", page_size, page_token
+            )
+            items = [self._export_user(self._users[i]) for i in page]
+            return Page(items, next_token, prev_token, total)
+
+    def update_user(
+        self, spec: users_pb2.UpdateUser, *, user_id: str = "", external_id: str = ""
+    ) -> users_pb2.User:
+        """Apply an ``UpdateUser``: present profile fields are set; non-empty ``metadata``,
+        profile ``metadata``/``custom_attributes`` and ``groups`` replace the stored ones
+        ([unknown]: replace versus merge); an empty ``external_id`` clears it. The email cannot
+        change (there is no field for it)."""
+        with self._lock:
+            user = self._user(user_id, external_id)
+            if spec.HasField("external_id"):
+                new_external = spec.external_id
+                old_external = user.external_id if user.HasField("external_id") else ""
+                if new_external != old_external:
+                    if new_external and new_external in self._user_by_external_id:
+                        raise self._duplicate(
+                            "user_external_id",
+                            f'user with external_id "{new_external}" already exists',
+                        )
+                    self._user_by_external_id.pop(old_external, None)
+                    if new_external:
+                        user.external_id = new_external
+                        self._user_by_external_id[new_external] = user.id
+                    else:
+                        user.ClearField("external_id")
+            if spec.metadata:
+                user.metadata.clear()
+                user.metadata.update(spec.metadata)
+            if spec.HasField("user_profile"):
+                self._apply_profile_update(user.user_profile, spec.user_profile)
+            user.update_time.CopyFrom(_now())
+            self._save_user(user)
+            return self._export_user(user)
+
+    @staticmethod
+    def _apply_profile_update(
+        profile: commons_pb2.UserProfile, spec: users_pb2.UpdateUserProfile
+    ) -> None:
+        for name in (
+            "name", "locale", "phone_number", "preferred_username", "picture", "gender",
+        ):  # fmt: skip
+            if spec.HasField(name):
+                setattr(profile, name, getattr(spec, name))
+        given = spec.given_name if spec.HasField("given_name") else None
+        if given is None and spec.HasField("first_name"):
+            given = spec.first_name
+        if given is not None:
+            profile.given_name = given
+            profile.first_name = given
+        family = spec.family_name if spec.HasField("family_name") else None
+        if family is None and spec.HasField("last_name"):
+            family = spec.last_name
+        if family is not None:
+            profile.family_name = family
+            profile.last_name = family
+        for name in ("metadata", "custom_attributes"):
+            values = getattr(spec, name)
+            if values:
+                target = getattr(profile, name)
+                target.clear()
+                target.update(values)
+        if spec.groups:
+            del profile.groups[:]
+            profile.groups.extend(spec.groups)
+
+    def delete_user(self, user_id: str = "", external_id: str = "") -> None:
+        """Delete the user and its memberships. [unknown] a
+        ``user.organization_membership_deleted`` event is sent for each membership."""
+        pending: list[_Pending] = []
+        with self._lock:
+            user = self._user(user_id, external_id)
+            if self._subscribers:
+                for membership in user.memberships:
+                    pending.append(
+                        (
+                            "user.organization_membership_deleted",
+                            "OrgMembership",
+                            membership.organization_id,
+                            self._membership_payload(membership.organization_id, user),
+                        )
+                    )
+            self._drop_user(user)
+        self._emit(pending)
+
+    def _drop_user(self, user: users_pb2.User) -> None:
+        for membership in user.memberships:
+            self._release_roles(user.id, membership)
+            members = self._members.get(membership.organization_id)
+            if members is not None:
+                _remove_sorted(members, user.id)
+            self._membership_count -= 1
+            self._invites_resent.pop((user.id, membership.organization_id), None)
+        del self._users[user.id]
+        _remove_sorted(self._user_ids, user.id)
+        self._user_by_email.pop(user.email.lower(), None)
+        if user.HasField("external_id"):
+            self._user_by_external_id.pop(user.external_id, None)
+        self._forget(USER_KIND, user.id)
+
+    def record_login(self, user_id: str) -> None:
+        """Set the user's ``last_login_time`` to now. LookupError for an unknown user."""
+        with self._lock:
+            user = self._users.get(user_id)
+            if user is None:
+                raise LookupError(f'user "{user_id}" not found')
+            user.last_login_time.CopyFrom(_now())
+            self._save_user(user)
+
+    # -- memberships ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _membership_of(
+        user: users_pb2.User, org_id: str
+    ) -> tuple[int, commons_pb2.OrganizationMembership | None]:
+        for index, membership in enumerate(user.memberships):
+            if membership.organization_id == org_id:
+                return index, membership
+        return -1, None
+
+    def create_membership(
+        self,
+        organization_id: str,
+        spec: users_pb2.CreateMembership,
+        *,
+        user_id: str = "",
+        external_id: str = "",
+        send_invitation_email: bool = True,
+    ) -> users_pb2.User:
+        """Add an existing user to an organization (same role defaults and invitation rules as
+        :meth:`create_user_and_membership`). [unknown] an existing membership answers with
+        ``duplicate_status["membership"]``."""
+        pending: list[_Pending] = []
+        with self._lock:
+            org = self._org(organization_id)
+            user = self._user(user_id, external_id)
+            if self._membership_of(user, org.id)[1] is not None:
+                raise self._duplicate(
+                    "membership",
+                    f'user "{user.id}" is already a member of organization "{org.id}"',
+                )
+            roles = self._membership_role_names(spec.roles, org.id)
+            now = _now()
+            membership = self._new_membership(org, roles, spec, send_invitation_email, now)
+            user.memberships.append(membership)
+            user.update_time.CopyFrom(now)
+            _insert_sorted(self._members.setdefault(org.id, []), user.id)
+            self._hold_roles(user.id, membership)
+            self._membership_count += 1
+            if send_invitation_email:
+                self._record_invitation(user, org.id)
+            self._save_user(user)
+            result = self._export_user(user)
+            if self._subscribers:
+                payload = {"organization": _copy(org), "user": result}
+                pending.append(
+                    ("user.organization_membership_created", "OrgMembership", org.id, payload)
+                )
+                if send_invitation_email:
+                    pending.append(
+                        ("user.organization_invitation", "OrgMembership", org.id, payload)
+                    )
+        self._emit(pending)
+        return result
+
+    def update_membership(
+        self,
+        organization_id: str,
+        spec: users_pb2.UpdateMembership,
+        *,
+        user_id: str = "",
+        external_id: str = "",
+    ) -> users_pb2.User:
+        """Non-empty ``roles`` replace the membership's roles; non-empty ``metadata`` replaces
+        its metadata ([unknown]: replace versus merge)."""
+        pending: list[_Pending] = []
+        with self._lock:
+            org = self._org(organization_id)
+            user = self._user(user_id, external_id)
+            _index, membership = self._membership_of(user, org.id)
+            if membership is None:
+                raise not_found(f'user "{user.id}" is not a member of organization "{org.id}"')
+            if spec.roles:
+                names = self._membership_role_names(spec.roles, org.id)
+                self._release_roles(user.id, membership)
+                del membership.roles[:]
+                for name in names:
+                    membership.roles.add(name=name)
+                self._hold_roles(user.id, membership)
+            if spec.metadata:
+                membership.metadata.clear()
+                membership.metadata.update(spec.metadata)
+            user.update_time.CopyFrom(_now())
+            self._save_user(user)
+            result = self._export_user(user)
+            if self._subscribers:
+                payload = {"organization": _copy(org), "user": result}
+                pending.append(
+                    ("user.organization_membership_updated", "OrgMembership", org.id, payload)
+                )
+        self._emit(pending)
+        return result
+
+    def delete_membership(
+        self,
+        organization_id: str,
+        *,
+        user_id: str = "",
+        external_id: str = "",
+        cascade: bool = True,
+    ) -> None:
+        """Remove a membership. With ``cascade`` (the default, per the field's description) a
+        user left without memberships is deleted too."""
+        pending: list[_Pending] = []
+        with self._lock:
+            org = self._org(organization_id)
+            user = self._user(user_id, external_id)
+            index, membership = self._membership_of(user, org.id)
+            if membership is None:
+                raise not_found(f'user "{user.id}" is not a member of organization "{org.id}"')
+            if self._subscribers:
+                pending.append(
+                    (
+                        "user.organization_membership_deleted",
+                        "OrgMembership",
+                        org.id,
+                        self._membership_payload(org.id, user),
+                    )
+                )
+            self._release_roles(user.id, membership)
+            del user.memberships[index]
+            self._membership_count -= 1
+            self._invites_resent.pop((user.id, org.id), None)
+            _remove_sorted(self._members.get(org.id, []), user.id)
+            if cascade and not user.memberships:
+                self._drop_user(user)
+            else:
+                user.update_time.CopyFrom(_now())
+                self._save_user(user)
+        self._emit(pending)
+
+    def resend_invite(self, organization_id: str, user_id: str) -> users_pb2.Invite:
+        """Send the invitation again (recorded), extending its expiry. FAILED_PRECONDITION when
+        the membership is not a pending invitation [unknown]."""
+        pending: list[_Pending] = []
+        with self._lock:
+            org = self._org(organization_id)
+            user = self._user(user_id)
+            _index, membership = self._membership_of(user, org.id)
+            if membership is None:
+                raise not_found(f'user "{user.id}" is not a member of organization "{org.id}"')
+            if membership.membership_status != PENDING_INVITE:
+                raise EmulatorError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f'user "{user.id}" has no pending invitation to organization "{org.id}"',
+                )
+            now = _now()
+            membership.expires_at.FromSeconds(now.seconds + INVITATION_TTL_S)
+            count = self._invites_resent.get((user.id, org.id), 0) + 1
+            self._invites_resent[(user.id, org.id)] = count
+            self._record_invitation(user, org.id)
+            self._save_user(user)
+            invite = users_pb2.Invite(
+                organization_id=org.id, user_id=user.id, status="pending_invite", resent_count=count
+            )
+            if membership.HasField("inviter_email"):
+                invite.inviter_email = membership.inviter_email
+            invite.created_at.CopyFrom(membership.created_at)
+            invite.expires_at.CopyFrom(membership.expires_at)
+            invite.resent_at.CopyFrom(now)
+            if self._subscribers:
+                pending.append(
+                    (
+                        "user.organization_invitation",
+                        "OrgMembership",
+                        org.id,
+                        self._membership_payload(org.id, user),
+                    )
+                )
+        self._emit(pending)
+        return invite
+
+    def effective_roles(self, user_id: str, organization_id: str) -> list[str]:
+        """The membership's role names that exist as roles (unknown names are ignored, as
+        Scalekit ignores unknown roles at login). Empty when there is no such membership."""
+        with self._lock:
+            user = self._users.get(user_id)
+            if user is None:
+                return []
+            _index, membership = self._membership_of(user, organization_id)
+            if membership is None:
+                return []
+            return [r.name for r in membership.roles if r.name in self._roles]
+
+    def list_user_roles(self, organization_id: str, user_id: str) -> list[commons_pb2.Role]:
+        with self._lock:
+            self._org(organization_id)
+            user = self._user(user_id)
+            _index, membership = self._membership_of(user, organization_id)
+            if membership is None:
+                raise not_found(
+                    f'user "{user_id}" is not a member of organization "{organization_id}"'
+                )
+            return [
+                commons_pb2.Role(id=role.id, name=role.name, display_name=role.display_name)
+                for role in (self._roles.get(r.name) for r in membership.roles)
+                if role is not None
+            ]
+
+    def list_user_permissions(
+        self, organization_id: str, user_id: str
+    ) -> list[users_pb2.Permission]:
+        with self._lock:
+            self._org(organization_id)
+            user = self._user(user_id)
+            _index, membership = self._membership_of(user, organization_id)
+            if membership is None:
+                raise not_found(
+                    f'user "{user_id}" is not a member of organization "{organization_id}"'
+                )
+            names = [r.name for r in membership.roles if r.name in self._roles]
+            return [
+                users_pb2.Permission(id=p.id, name=p.name, description=p.description)
+                for p in (self._permissions.get(n) for n in self._permissions_for(names))
+                if p is not None
+            ]
+
+    # -- roles ------------------------------------------------------------------------------------
+
+    def _role(self, name: str) -> roles_pb2.Role:
+        role = self._roles.get(name)
+        if role is None:
+            raise not_found(f'role "{name}" not found')
+        return role
+
+    def _ancestry(self, name: str) -> list[str]:
+        """``name`` and the roles it extends, nearest first (cycle-safe)."""
+        chain: list[str] = []
+        current: str | None = name
+        while current and current not in chain and current in self._roles:
+            chain.append(current)
+            role = self._roles[current]
+            current = role.extends if role.HasField("extends") else None
+        return chain
+
+    def _permissions_for(self, role_names: Iterable[str]) -> list[str]:
+        seen: dict[str, None] = {}
+        for name in role_names:
+            for ancestor in self._ancestry(name):
+                for permission in self._role_permissions.get(ancestor, {}):
+                    seen[permission] = None
+        return list(seen)
+
+    def permissions_for_roles(self, role_names: Iterable[str]) -> list[str]:
+        """The permission names granted by these roles, including those of the roles they
+        extend, each once, in role order. Unknown role names grant nothing."""
+        with self._lock:
+            return self._permissions_for(role_names)
+
+    def _role_permission_entries(self, name: str, include: str) -> list[roles_pb2.RolePermission]:
+        sources = [name] if include == "permissions" else self._ancestry(name)
+        entries = []
+        seen: set[str] = set()
+        for source in sources:
+            for permission_name in self._role_permissions.get(source, {}):
+                if permission_name in seen:
+                    continue
+                seen.add(permission_name)
+                permission = self._permissions.get(permission_name)
+                entry = roles_pb2.RolePermission(name=permission_name, role_name=source)
+                if permission is not None:
+                    entry.id = permission.id
+                    entry.description = permission.description
+                    entry.create_time.CopyFrom(permission.create_time)
+                    entry.update_time.CopyFrom(permission.update_time)
+                entries.append(entry)
+        return entries
+
+    def _export_role(self, role: roles_pb2.Role, include: str = "") -> roles_pb2.Role:
+        """A copy as served: ``permissions`` only when asked (``permissions`` for the role's own,
+        ``permissions:all`` with inherited ones), per the ``include`` field's description."""
+        out = _copy(role)
+        out.dependent_roles_count = sum(
+            1
+            for other in self._roles.values()
+            if other.HasField("extends") and other.extends == role.name
+        )
+        if include:
+            out.permissions.extend(self._role_permission_entries(role.name, include))
+        return out
+
+    def _require_permissions(self, names: Iterable[str]) -> list[str]:
+        missing = [name for name in names if name not in self._permissions]
+        if missing:
+            raise not_found(
+                "permission(s) not found: "
+                + ", ".join(f'"{name}"' for name in missing)
+                + "; create them before assigning them to a role"
+            )
+        return list(dict.fromkeys(names))
+
+    def create_role(self, spec: roles_pb2.CreateRole) -> roles_pb2.Role:
+        """Duplicate names are INVALID_ARGUMENT "duplicate key not allowed" [tests]. [unknown] an
+        unknown ``extends`` role or permission is NOT_FOUND."""
+        pending: list[_Pending] = []
+        with self._lock:
+            if spec.name in self._roles:
+                raise invalid_argument(
+                    f'duplicate key not allowed: role "{spec.name}" already exists'
+                )
+            if spec.HasField("extends") and spec.extends:
+                self._role(spec.extends)
+            permissions = self._require_permissions(spec.permissions)
+            role = roles_pb2.Role(
+                id=ids.new_id("role"), name=spec.name, display_name=spec.display_name
+            )
+            if spec.HasField("description"):
+                role.description = spec.description
+            if spec.HasField("extends") and spec.extends:
+                role.extends = spec.extends
+            self._roles[role.name] = role
+            self._role_by_id[role.id] = role.name
+            self._role_permissions[role.name] = dict.fromkeys(permissions)
+            self._save_role(role)
+            result = self._export_role(role, "permissions")
+            if self._subscribers:
+                pending.append(("role.created", "Role", "", result))
+        self._emit(pending)
+        return result
+
+    def get_role(self, name: str, include: str = "") -> roles_pb2.Role:
+        with self._lock:
+            return self._export_role(self._role(name), include)
+
+    def list_roles(self, include: str = "") -> list[roles_pb2.Role]:
+        with self._lock:
+            return [self._export_role(role, include) for role in self._roles.values()]
+
+    def update_role(self, name: str, spec: roles_pb2.UpdateRole) -> roles_pb2.Role:
+        """Present fields are set; non-empty ``permissions`` replace the role's permissions (per
+        the field's description). Extending a role that (indirectly) extends this one is
+        INVALID_ARGUMENT."""
+        pending: list[_Pending] = []
+        with self._lock:
+            role = self._role(name)
+            if spec.HasField("extends"):
+                parent = spec.extends
+                self._role(parent)
+                if name in self._ancestry(parent):
+                    raise invalid_argument(
+                        f'role "{name}" cannot extend "{parent}": "{parent}" already extends '
+                        f'"{name}"'
+                    )
+            permissions = self._require_permissions(spec.permissions) if spec.permissions else None
+            if spec.HasField("display_name"):
+                role.display_name = spec.display_name
+            if spec.HasField("description"):
+                role.description = spec.description
+            if spec.HasField("extends"):
+                role.extends = spec.extends
+            if permissions is not None:
+                self._role_permissions[name] = dict.fromkeys(permissions)
+            self._save_role(role)
+            result = self._export_role(role, "permissions")
+            if self._subscribers:
+                pending.append(("role.updated", "Role", "", result))
+        self._emit(pending)
+        return result
+
+    def delete_role(self, name: str, reassign_to: str = "") -> None:
+        """Delete a role. While memberships hold it: without ``reassign_to`` FAILED_PRECONDITION
+        "role cannot be deleted as it is assigned to users" [tests, exact message]; with it, those
+        memberships get ``reassign_to`` instead. [unknown] a role other roles extend, or the
+        default creator/member role, cannot be deleted (FAILED_PRECONDITION)."""
+        pending: list[_Pending] = []
+        with self._lock:
+            role = self._role(name)
+            if role.default_creator or role.default_member:
+                raise EmulatorError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f'role "{name}" is a default role and cannot be deleted; make another role '
+                    "the default first",
+                )
+            dependents = [
+                r.name for r in self._roles.values() if r.HasField("extends") and r.extends == name
+            ]
+            if dependents:
+                raise EmulatorError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f'role "{name}" cannot be deleted as other roles extend it: '
+                    + ", ".join(dependents),
+                )
+            holders = self._role_holders.get(name, set())
+            if holders and not reassign_to:
+                raise EmulatorError(grpc.StatusCode.FAILED_PRECONDITION, ROLE_STILL_ASSIGNED)
+            if holders:
+                if reassign_to not in self._roles and reassign_to in self._role_by_id:
+                    reassign_to = self._role_by_id[reassign_to]
+                self._role(reassign_to)
+                if reassign_to == name:
+                    raise invalid_argument(f'cannot reassign users of role "{name}" to itself')
+                for user_id, org_id in sorted(holders):
+                    user = self._users[user_id]
+                    _index, membership = self._membership_of(user, org_id)
+                    if membership is None:
+                        continue
+                    names = [r.name for r in membership.roles]
+                    names = list(dict.fromkeys(reassign_to if n == name else n for n in names))
+                    del membership.roles[:]
+                    for new_name in names:
+                        membership.roles.add(name=new_name)
+                    self._role_holders.setdefault(reassign_to, set()).add((user_id, org_id))
+                    self._save_user(user)
+                    if self._subscribers:
+                        pending.append(
+                            (
+                                "user.organization_membership_updated",
+                                "OrgMembership",
+                                org_id,
+                                self._membership_payload(org_id, user),
+                            )
+                        )
+                self._role_holders.pop(name, None)
+            exported = self._export_role(role, "permissions")
+            del self._roles[name]
+            self._role_by_id.pop(role.id, None)
+            self._role_permissions.pop(name, None)
+            self._forget(ROLE_KIND, name)
+            if self._subscribers:
+                pending.append(("role.deleted", "Role", "", exported))
+        self._emit(pending)
+
+    def role_users_count(self, name: str) -> int:
+        """How many users hold the role in at least one organization."""
+        with self._lock:
+            self._role(name)
+            return len({user_id for user_id, _org in self._role_holders.get(name, ())})
+
+    def update_default_roles(
+        self, creator: str = "", member: str = ""
+    ) -> tuple[roles_pb2.Role, roles_pb2.Role]:
+        pending: list[_Pending] = []
+        with self._lock:
+            for name in (creator, member):
+                if name:
+                    self._role(name)
+            for flag, name in (("default_creator", creator), ("default_member", member)):
+                if not name:
+                    continue
+                for role in self._roles.values():
+                    value = role.name == name
+                    if getattr(role, flag) != value:
+                        setattr(role, flag, value)
+                        self._save_role(role)
+                        if self._subscribers:
+                            pending.append(("role.updated", "Role", "", self._export_role(role)))
+            creator_role = next((r for r in self._roles.values() if r.default_creator), None)
+            member_role = next((r for r in self._roles.values() if r.default_member), None)
+            result = (
+                self._export_role(creator_role) if creator_role else roles_pb2.Role(),
+                self._export_role(member_role) if member_role else roles_pb2.Role(),
+            )
+        self._emit(pending)
+        return result
+
+    def list_dependent_roles(self, name: str) -> list[roles_pb2.Role]:
+        with self._lock:
+            self._role(name)
+            return [
+                self._export_role(role)
+                for role in self._roles.values()
+                if role.HasField("extends") and role.extends == name
+            ]
+
+    def delete_role_base(self, name: str) -> None:
+        """Remove the role's ``extends`` link."""
+        pending: list[_Pending] = []
+        with self._lock:
+            role = self._role(name)
+            if role.HasField("extends"):
+                role.ClearField("extends")
+                self._save_role(role)
+                if self._subscribers:
+                    pending.append(("role.updated", "Role", "", self._export_role(role)))
+        self._emit(pending)
+
+    # -- permissions ------------------------------------------------------------------------------
+
+    def _permission(self, name: str) -> roles_pb2.Permission:
+        permission = self._permissions.get(name)
+        if permission is None:
+            raise not_found(f'permission "{name}" not found')
+        return permission
+
+    def create_permission(self, spec: roles_pb2.CreatePermission) -> roles_pb2.Permission:
+        """Duplicate names are INVALID_ARGUMENT "duplicate key not allowed" [tests]."""
+        pending: list[_Pending] = []
+        with self._lock:
+            if spec.name in self._permissions:
+                raise invalid_argument(
+                    f'duplicate key not allowed: permission "{spec.name}" already exists'
+                )
+            now = _now()
+            permission = roles_pb2.Permission(
+                id=ids.new_id("perm"), name=spec.name, description=spec.description
+            )
+            permission.create_time.CopyFrom(now)
+            permission.update_time.CopyFrom(now)
+            self._index_permission(permission)
+            self._save_permission(permission)
+            result = _copy(permission)
+            if self._subscribers:
+                pending.append(("permission.created", "Permission", "", _copy(permission)))
+        self._emit(pending)
+        return result
+
+    def get_permission(self, name: str) -> roles_pb2.Permission:
+        with self._lock:
+            return _copy(self._permission(name))
+
+    def update_permission(
+        self, name: str, spec: roles_pb2.CreatePermission
+    ) -> roles_pb2.Permission:
+        """Only the description can change. [unknown] renaming is refused (INVALID_ARGUMENT), as
+        role names are immutable."""
+        pending: list[_Pending] = []
+        with self._lock:
+            permission = self._permission(name)
+            if spec.name != name:
+                raise invalid_argument(
+                    f'permission "{name}" cannot be renamed to "{spec.name}"; create a new '
+                    "permission instead",
+                    [FieldViolation("permission.name", "must equal permission_name", "immutable")],
+                )
+            permission.description = spec.description
+            permission.update_time.CopyFrom(_now())
+            self._save_permission(permission)
+            result = _copy(permission)
+            if self._subscribers:
+                pending.append(("permission.updated", "Permission", "", _copy(permission)))
+        self._emit(pending)
+        return result
+
+    def list_permissions(
+        self, page_size: int = 0, page_token: str = "", permission_type: int = 0
+    ) -> Page:
+        """Environment permissions in creation order. The emulator has no Scalekit-predefined
+        permissions, so ``type=SCALEKIT`` lists nothing."""
+        with self._lock:
+            if permission_type == roles_pb2.SCALEKIT:
+                return Page([], "", "", 0)
+            page, next_token, prev_token, total = _page_ids(
+                self._permission_ids, "permissions", page_size, page_token
+            )
+            items = [_copy(self._permissions[self._permission_by_id[i]]) for i in page]
+            return Page(items, next_token, prev_token, total)
+
+    def delete_permission(self, name: str) -> None:
+        """Delete a permission and take it off every role that had it."""
+        pending: list[_Pending] = []
+        with self._lock:
+            permission = self._permission(name)
+            for role_name, permissions in self._role_permissions.items():
+                if name in permissions:
+                    del permissions[name]
+                    self._save_role(self._roles[role_name])
+            del self._permissions[name]
+            del self._permission_by_id[permission.id]
+            _remove_sorted(self._permission_ids, permission.id)
+            self._forget(PERMISSION_KIND, name)
+            if self._subscribers:
+                pending.append(("permission.deleted", "Permission", "", _copy(permission)))
+        self._emit(pending)
+
+    def _permission_messages(self, names: Iterable[str]) -> list[roles_pb2.Permission]:
+        return [_copy(self._permissions[n]) for n in names if n in self._permissions]
+
+    def list_role_permissions(self, role_name: str) -> list[roles_pb2.Permission]:
+        with self._lock:
+            self._role(role_name)
+            return self._permission_messages(self._role_permissions.get(role_name, {}))
+
+    def list_effective_role_permissions(self, role_name: str) -> list[roles_pb2.Permission]:
+        with self._lock:
+            self._role(role_name)
+            return self._permission_messages(self._permissions_for([role_name]))
+
+    def add_permissions_to_role(
+        self, role_name: str, permission_names: Iterable[str]
+    ) -> list[roles_pb2.Permission]:
+        """Add permissions (already there: no-op) and return all the role's own permissions."""
+        pending: list[_Pending] = []
+        with self._lock:
+            role = self._role(role_name)
+            names = self._require_permissions(permission_names)
+            current = self._role_permissions.setdefault(role_name, {})
+            for name in names:
+                current[name] = None
+            self._save_role(role)
+            result = self._permission_messages(current)
+            if self._subscribers:
+                pending.append(("role.updated", "Role", "", self._export_role(role, "permissions")))
+        self._emit(pending)
+        return result
+
+    def remove_permission_from_role(self, role_name: str, permission_name: str) -> None:
+        pending: list[_Pending] = []
+        with self._lock:
+            role = self._role(role_name)
+            current = self._role_permissions.get(role_name, {})
+            if permission_name not in current:
+                raise not_found(f'role "{role_name}" has no permission "{permission_name}"')
+            del current[permission_name]
+            self._save_role(role)
+            if self._subscribers:
+                pending.append(("role.updated", "Role", "", self._export_role(role, "permissions")))
+        self._emit(pending)
