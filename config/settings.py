@@ -34,7 +34,7 @@ INSTALLED_APPS = [
 ]
 # The emulator stands in for Scalekit in development and tests; production never installs it.
 if env.bool("SCALEKIT_EMULATOR_APP", default=DEBUG):
-    INSTALLED_APPS.append("scalekit_auth.emulator")
+    INSTALLED_APPS += ["scalekit_auth.emulator", "config"]  # config: the demo_data command
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -42,9 +42,21 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "scalekit_auth.middleware.ScalekitSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+AUTHENTICATION_BACKENDS = [
+    "scalekit_auth.backends.ScalekitBackend",
+    # The legacy backend stays for users the rollout keeps off Scalekit, and for the rollback.
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_URL = "scalekit_auth:login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
+# Server-side sessions (tokens never reach the browser), read from the cache first.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -100,13 +112,18 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
-# Scalekit: credentials only from the environment.
+# Scalekit: credentials only from the environment. Every key is documented in scalekit_auth/conf.py.
 SCALEKIT_AUTH = {
     "ENVIRONMENT_URL": env("SCALEKIT_ENVIRONMENT_URL", default=""),
     "CLIENT_ID": env("SCALEKIT_CLIENT_ID", default=""),
     "CLIENT_SECRET": env("SCALEKIT_CLIENT_SECRET", default=""),
+    "WEBHOOK_SECRET": env("SCALEKIT_WEBHOOK_SECRET", default=""),
     # Extra CA bundle to trust (the emulator's ca.pem); empty for the real service.
     "CA_BUNDLE": env("SCALEKIT_CA_BUNDLE", default=""),
+    "REDIRECT_URI": env("SCALEKIT_REDIRECT_URI", default=""),
+    "POST_LOGOUT_REDIRECT_URI": env("SCALEKIT_POST_LOGOUT_REDIRECT_URI", default=""),
+    "ROLE_GROUPS": {"admin": ["Scalekit admins"], "member": ["Scalekit members"]},
+    "STAFF_ROLES": env.list("SCALEKIT_STAFF_ROLES", default=[]),
 }
 
 LOGGING = {

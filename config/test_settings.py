@@ -5,6 +5,10 @@ import os
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-" + "x" * 50)
 os.environ.setdefault("DJANGO_DEBUG", "false")
 os.environ.setdefault("SCALEKIT_EMULATOR_APP", "true")
+# Placeholders so the system checks pass; tests that reach Scalekit point these at the emulator.
+os.environ.setdefault("SCALEKIT_ENVIRONMENT_URL", "https://scalekit.invalid")
+os.environ.setdefault("SCALEKIT_CLIENT_ID", "skc_00000000000000000")
+os.environ.setdefault("SCALEKIT_CLIENT_SECRET", "test-secret")
 
 from .settings import *  # noqa: E402,F403
 

@@ -4,10 +4,24 @@ from django.apps import AppConfig
 class ScalekitAuthConfig(AppConfig):
     name = "scalekit_auth"
     verbose_name = "Scalekit authentication"
+    default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.core.checks import register
         from django.core.signals import setting_changed
+        from django.db.models.signals import post_delete, post_save
 
-        from . import conf
+        from . import checks, conf, rollout
+        from .models import RolloutSettings
 
         setting_changed.connect(conf.reload_settings, dispatch_uid="scalekit_auth.reload_settings")
+        post_save.connect(
+            rollout.forget, sender=RolloutSettings, dispatch_uid="scalekit_auth.rollout.saved"
+        )
+        post_delete.connect(
+            rollout.forget, sender=RolloutSettings, dispatch_uid="scalekit_auth.rollout.deleted"
+        )
+        for check in checks.ALL:
+            register(check, "scalekit_auth")
+        for check in checks.DEPLOY:
+            register(check, "scalekit_auth", deploy=True)

@@ -7,9 +7,11 @@ shared by all threads of the process.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 
+import requests
 from django.core.exceptions import ImproperlyConfigured
 from scalekit import ScalekitClient
 
@@ -27,7 +29,9 @@ def trust_ca_bundle(path: str) -> None:
     so this must run before any ``ScalekitClient`` is built. ``SSL_CERT_FILE`` works for neither.
     """
     if not os.path.isfile(path):
-        raise ImproperlyConfigured(f"SCALEKIT_AUTH['CA_BUNDLE'] points to {path!r}, which is not a file.")
+        raise ImproperlyConfigured(
+            f"SCALEKIT_AUTH['CA_BUNDLE'] points to {path!r}, which is not a file."
+        )
     os.environ["REQUESTS_CA_BUNDLE"] = path
     os.environ["GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"] = path
 
@@ -35,7 +39,9 @@ def trust_ca_bundle(path: str) -> None:
 def build_client() -> ScalekitClient:
     """Build a new client from the app settings (a network call: the SDK fetches a token)."""
     missing = [
-        key for key in ("ENVIRONMENT_URL", "CLIENT_ID", "CLIENT_SECRET") if not getattr(app_settings, key)
+        key
+        for key in ("ENVIRONMENT_URL", "CLIENT_ID", "CLIENT_SECRET")
+        if not getattr(app_settings, key)
     ]
     if missing:
         raise ImproperlyConfigured(
@@ -67,3 +73,32 @@ def reset_client() -> None:
     global _client
     with _lock:
         _client = None
+
+
+def fetch_jwks(timeout: float = 5.0) -> dict:
+    """GET the environment's JWKS (``/keys``). Ours, not the SDK's: the SDK caches keys for the
+    life of the process, so a key rotation would break every login until a restart."""
+    url = app_settings.ENVIRONMENT_URL.rstrip("/") + "/keys"
+    verify: str | bool = app_settings.CA_BUNDLE or True
+    response = requests.get(url, timeout=timeout, verify=verify)
+    response.raise_for_status()
+    return response.json()
+
+
+def token_request(form: dict[str, str]) -> dict:
+    """POST ``form`` (plus our client credentials) to the token endpoint through the SDK's
+    transport, and return the JSON answer without the SDK's own token checks.
+
+    ``authenticate_with_code`` would validate the ID token against the SDK's forever-cached
+    JWKS (a bare ``KeyError`` after a key rotation) and without issuer or audience;
+    ``scalekit_auth.tokens`` verifies both tokens properly instead. SDK exceptions
+    (``ScalekitBadRequestException`` for an ``invalid_grant``, ...) propagate.
+    """
+    sdk = get_client()
+    data = {
+        **form,
+        "client_id": sdk.core_client.client_id,
+        "client_secret": sdk.core_client.client_secret,
+    }
+    response = sdk.core_client.authenticate(data={k: v for k, v in data.items() if v is not None})
+    return json.loads(response.content)

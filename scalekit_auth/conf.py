@@ -49,6 +49,93 @@ class AppSettings:
         "Path of an extra CA bundle to trust (the emulator's ca.pem); empty for the real service.",
     )
 
+    # Login and logout.
+    REDIRECT_URI = Setting(
+        "",
+        "Absolute callback URL registered in Scalekit; empty builds it from the request and the "
+        "scalekit_auth:callback route (fine behind a correct proxy setup, explicit is safer).",
+    )
+    POST_LOGOUT_REDIRECT_URI = Setting(
+        "", "Absolute URL Scalekit sends the browser to after logout (registered in Scalekit)."
+    )
+    LOGIN_REDIRECT_URL = Setting(
+        None, "Where a login without a valid `next` lands; None uses settings.LOGIN_REDIRECT_URL."
+    )
+    LEGACY_LOGIN_URL = Setting(
+        "/admin/login/",
+        "The legacy login page, for users the rollout keeps off Scalekit and after the kill switch.",
+    )
+    SCOPES = Setting(
+        ["openid", "profile", "email", "offline_access"],
+        "Scopes asked at login; offline_access is what gets a refresh token.",
+    )
+    LOGIN_STATE_TTL = Setting(
+        600, "Seconds a started login (state, nonce, PKCE verifier) stays valid."
+    )
+
+    # Users: finding, linking, creating.
+    CREATE_USERS = Setting(True, "Create a Django user at first login when none can be linked.")
+    LINK_BY_EXTERNAL_ID = Setting(
+        True,
+        "Link by the external id claim (xuid): the legacy primary key the migration stored.",
+    )
+    EXTERNAL_ID_FIELD = Setting(
+        "pk", "The user model field the external id holds (the migration exports the pk)."
+    )
+    LINK_BY_EMAIL = Setting(
+        False, "Link an existing user by email (only when the email is verified). Off by default."
+    )
+    SYNC_PROFILE = Setting(True, "Copy email and names from the ID token on every login.")
+
+    # Roles to groups and flags.
+    ROLE_GROUPS = Setting(
+        {},
+        "Role name -> list of Django group names given to members with that role, "
+        "e.g. {'admin': ['Administrators']}. Groups are created when missing.",
+    )
+    MANAGED_GROUPS = Setting(
+        None,
+        "Groups that role sync may remove; None means every group named in ROLE_GROUPS. Groups "
+        "outside it are left alone, so groups given by hand survive logins.",
+    )
+    STAFF_ROLES = Setting([], "Roles that make a user is_staff (admin access).")
+    SUPERUSER_ROLES = Setting([], "Roles that make a user is_superuser.")
+
+    # Tokens.
+    TOKEN_LEEWAY_SECONDS = Setting(10, "Clock skew allowed when checking exp/iat/nbf.")
+    REFRESH_BEFORE_SECONDS = Setting(
+        30, "Refresh the access token when it expires within this many seconds."
+    )
+    REFRESH_LOCK_TIMEOUT = Setting(
+        10, "Seconds one refresh may hold the per-session lock before another request may try."
+    )
+    JWKS_CACHE_SECONDS = Setting(3600, "How long the JWKS stays in the Django cache.")
+    JWKS_MIN_REFETCH_SECONDS = Setting(
+        30, "At most one JWKS refetch for an unknown kid in this many seconds (per process)."
+    )
+    CLAIMS_CACHE_SIZE = Setting(10_000, "Verified bearer tokens kept in memory, per process.")
+    CACHE_ALIAS = Setting(
+        "default", "Django cache for the JWKS and the refresh locks (Redis in production)."
+    )
+
+    # Organizations.
+    ORGANIZATION_FIELD = Setting(
+        "organization_id",
+        "Queryset field holding the Scalekit organization id, for scope_to_organization().",
+    )
+
+    # Webhooks.
+    WEBHOOK_SECRET = Setting(
+        "", "Signing secret of the webhook endpoint (whsec_...), from the environment."
+    )
+    WEBHOOK_TOLERANCE_SECONDS = Setting(300, "Age beyond which a webhook is refused as a replay.")
+
+    # Rollout (defaults; the admin-editable RolloutSettings row wins once saved).
+    ROLLOUT_PERCENTAGE = Setting(100, "Share of users (0-100) who log in through Scalekit.")
+    ROLLOUT_CACHE_SECONDS = Setting(
+        5, "How long a process may keep the rollout row before reading it again."
+    )
+
     @classmethod
     def keys(cls) -> list[str]:
         return [name for name, value in vars(cls).items() if isinstance(value, Setting)]

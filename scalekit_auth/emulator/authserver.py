@@ -1,0 +1,591 @@
+"""The emulator's OAuth 2.0 / OIDC authorization server, without HTTP.
+
+Holds the registered client, the emulated browser sessions, authorization codes, refresh tokens
+and management tokens, and mints the tokens with the claims Scalekit puts in them
+(wire doc section 3). ``http.py`` maps requests onto these methods.
+
+Where the real service's behaviour is unknown, the choice made here is the one the OAuth and
+OIDC specifications ask for, and is said so at the method.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import jwt
+
+from . import ids
+from .directory import Directory
+from .signing import KeySet
+
+CLIENT_KIND = "client"
+# The environment's password/passwordless connection: the first ``amr`` entry of an ID token.
+DEFAULT_CONNECTION_ID = "conn_000000000000000001"
+
+
+class OAuthError(Exception):
+    """An OAuth error answer: ``error`` code, description and the HTTP status to use."""
+
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(f"{error}: {description}")
+        self.error = error
+        self.description = description
+        self.status = status
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.error, "error_description": self.description}
+
+
+@dataclass
+class Lifetimes:
+    access_token: int = 299
+    id_token: int = 299
+    refresh_token: int = 30 * 24 * 3600
+    code: int = 600
+    management_token: int = 86399
+    # Seconds an already rotated refresh token is still accepted (the SDK mentions ~30 s on the
+    # real service). 0 by default, so reuse of a rotated token is always refused in tests.
+    refresh_reuse_grace: int = 0
+
+    def update(self, data: dict[str, Any]) -> None:
+        for name, value in data.items():
+            if name not in self.__dataclass_fields__:
+                raise ValueError(f"unknown token lifetime {name!r}")
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer of seconds")
+            setattr(self, name, value)
+
+
+@dataclass
+class Client:
+    client_id: str
+    client_secret: str = field(repr=False)
+    redirect_uris: set[str] = field(default_factory=set)
+    post_logout_redirect_uris: set[str] = field(default_factory=set)
+    initiate_login_uri: str = ""
+
+
+@dataclass
+class AuthorizeRequest:
+    client_id: str
+    redirect_uri: str
+    scope: str
+    state: str = ""
+    nonce: str = ""
+    login_hint: str = ""
+    organization_id: str = ""
+    connection_id: str = ""
+    prompt: str = ""
+    code_challenge: str = ""
+    code_challenge_method: str = ""
+
+    FIELDS = (
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+        "nonce",
+        "login_hint",
+        "organization_id",
+        "connection_id",
+        "prompt",
+        "code_challenge",
+        "code_challenge_method",
+    )
+
+    def as_params(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in self.FIELDS if getattr(self, name)}
+
+
+@dataclass
+class Session:
+    sid: str
+    user_id: str
+    organization_id: str
+    connection_id: str
+    created_at: float
+    active: bool = True
+
+
+@dataclass
+class Code:
+    request: AuthorizeRequest
+    session: Session
+    expires_at: float
+    used: bool = False
+
+
+@dataclass
+class RefreshToken:
+    client_id: str
+    session: Session
+    scope: str
+    expires_at: float
+    family: str
+    rotated_at: float | None = None
+
+
+def _b64url_sha256_half(value: str) -> str:
+    digest = hashlib.sha256(value.encode()).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
+
+
+def pkce_s256(verifier: str) -> str:
+    return (
+        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    )
+
+
+def with_query(url: str, params: dict[str, str]) -> str:
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+class AuthServer:
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        client_id: str,
+        client_secret: str,
+        directory: Directory,
+        keys: KeySet,
+        persistence: Any = None,
+    ) -> None:
+        self.issuer = issuer
+        self.directory = directory
+        self.keys = keys
+        self.lifetimes = Lifetimes()
+        self._persistence = persistence
+        self._lock = threading.Lock()
+        self.client = Client(client_id, client_secret)
+        self._load_client()
+        self._sessions: dict[str, Session] = {}
+        self._codes: dict[str, Code] = {}
+        self._refresh: dict[str, RefreshToken] = {}
+        self._management: dict[str, float] = {}
+
+    # -- client registration ---------------------------------------------------------------
+
+    def _load_client(self) -> None:
+        if self._persistence is None:
+            return
+        for key, blob in self._persistence.load(CLIENT_KIND):
+            if key == self.client.client_id:
+                data = json.loads(blob)
+                self.client.redirect_uris = set(data["redirect_uris"])
+                self.client.post_logout_redirect_uris = set(data["post_logout_redirect_uris"])
+                self.client.initiate_login_uri = data.get("initiate_login_uri", "")
+
+    def _save_client(self) -> None:
+        if self._persistence is None:
+            return
+        blob = json.dumps(
+            {
+                "redirect_uris": sorted(self.client.redirect_uris),
+                "post_logout_redirect_uris": sorted(self.client.post_logout_redirect_uris),
+                "initiate_login_uri": self.client.initiate_login_uri,
+            }
+        ).encode()
+        self._persistence.save(CLIENT_KIND, self.client.client_id, blob)
+
+    def register_uris(
+        self,
+        redirect_uris: list[str] = (),
+        post_logout_redirect_uris: list[str] = (),
+        initiate_login_uri: str | None = None,
+    ) -> None:
+        for uri in [
+            *redirect_uris,
+            *post_logout_redirect_uris,
+            *([initiate_login_uri] if initiate_login_uri else []),
+        ]:
+            parts = urlsplit(uri)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
+                raise ValueError(f"{uri!r} is not an absolute http(s) URI without a fragment")
+        with self._lock:
+            self.client.redirect_uris.update(redirect_uris)
+            self.client.post_logout_redirect_uris.update(post_logout_redirect_uris)
+            if initiate_login_uri is not None:
+                self.client.initiate_login_uri = initiate_login_uri
+            self._save_client()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.client.redirect_uris.clear()
+            self.client.post_logout_redirect_uris.clear()
+            self.client.initiate_login_uri = ""
+            self._save_client()
+            self._sessions.clear()
+            self._codes.clear()
+            self._refresh.clear()
+            self._management.clear()
+            self.lifetimes = Lifetimes()
+
+    # -- client authentication and management tokens ---------------------------------------
+
+    def authenticate_client(self, client_id: str, client_secret: str) -> None:
+        valid = client_id == self.client.client_id and hmac.compare_digest(
+            client_secret.encode(), self.client.client_secret.encode()
+        )
+        if not valid:
+            raise OAuthError("invalid_client", "client authentication failed", status=401)
+
+    def client_credentials(self, scope: str = "") -> dict[str, Any]:
+        now = int(time.time())
+        lifetime = self.lifetimes.management_token
+        token = self.keys.sign(
+            {
+                "iss": self.issuer,
+                "sub": self.client.client_id,
+                "aud": [self.client.client_id],
+                "client_id": self.client.client_id,
+                "iat": now - 1,
+                "nbf": now - 1,
+                "exp": now + lifetime,
+                "jti": ids.new_id("tkn"),
+                "scopes": scope.split() if scope else [],
+            }
+        )
+        with self._lock:
+            self._management[token] = now + lifetime
+        return {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+            "scope": scope or "openid",
+        }
+
+    def management_token_valid(self, token: str) -> bool:
+        """True for an unexpired management token this emulator issued (or, after a restart with
+        persisted keys, one that still verifies)."""
+        expires_at = self._management.get(token)
+        if expires_at is not None:
+            return expires_at > time.time()
+        try:
+            claims = self.keys.decode(token)
+        except jwt.PyJWTError:
+            return False
+        if claims.get("sub") != self.client.client_id or "sid" in claims:
+            return False
+        with self._lock:
+            self._management[token] = claims["exp"]
+        return True
+
+    # -- authorization endpoint ------------------------------------------------------------
+
+    def validate_authorize(self, params: dict[str, str]) -> AuthorizeRequest:
+        """Check an authorization request. Errors here are shown on a page, never redirected,
+        because the redirect URI itself is not trusted yet (RFC 6749 section 4.1.2.1)."""
+        if params.get("client_id") != self.client.client_id:
+            raise OAuthError("invalid_client", f"unknown client_id {params.get('client_id', '')!r}")
+        redirect_uri = params.get("redirect_uri", "")
+        if redirect_uri not in self.client.redirect_uris:
+            raise OAuthError(
+                "redirect_uri_mismatch",
+                f"redirect_uri {redirect_uri!r} is not registered for this client. "
+                "Register it in Scalekit's dashboard (here: the emulator's control API).",
+            )
+        request = AuthorizeRequest(
+            **{name: params.get(name, "") for name in AuthorizeRequest.FIELDS}
+        )
+        return request
+
+    def redirect_error(self, request: AuthorizeRequest, error: str, description: str) -> str:
+        params = {"error": error, "error_description": description}
+        if request.state:
+            params["state"] = request.state
+        return with_query(request.redirect_uri, params)
+
+    def precheck(self, request: AuthorizeRequest) -> str | None:
+        """Errors that go back to the (now trusted) redirect URI, or None."""
+        if request.code_challenge and request.code_challenge_method not in ("", "S256", "plain"):
+            return self.redirect_error(
+                request, "invalid_request", "unsupported code_challenge_method"
+            )
+        if "openid" not in request.scope.split():
+            return self.redirect_error(request, "invalid_scope", "scope must include openid")
+        if (
+            request.organization_id
+            and self.directory.get_organization(request.organization_id) is None
+        ):
+            return self.redirect_error(
+                request, "invalid_request", f"organization {request.organization_id} not found"
+            )
+        return None
+
+    def session(self, sid: str) -> Session | None:
+        """The active session ``sid``, or None."""
+        session = self._sessions.get(sid)
+        return session if session is not None and session.active else None
+
+    def find_session(self, sid: str) -> Session | None:
+        """The session ``sid``, ended or not."""
+        return self._sessions.get(sid)
+
+    def login(self, request: AuthorizeRequest, email: str) -> tuple[Session, str]:
+        """Log ``email`` in for ``request``; return the new session and the redirect with a code.
+
+        Raises ``LookupError`` with a message for the login page when the user cannot log in.
+        """
+        user = self.directory.find_user_by_email(email.strip())
+        if user is None:
+            raise LookupError(f"No user with the email {email.strip()!r} in this environment.")
+        org_ids = [m.organization_id for m in user.memberships]
+        if request.organization_id:
+            if request.organization_id not in org_ids:
+                raise LookupError(
+                    f"{email} is not a member of organization {request.organization_id}."
+                )
+            organization_id = request.organization_id
+        else:
+            organization_id = org_ids[0] if org_ids else ""
+        session = Session(
+            sid=ids.new_id("ses"),
+            user_id=user.id,
+            organization_id=organization_id,
+            connection_id=request.connection_id or DEFAULT_CONNECTION_ID,
+            created_at=time.time(),
+        )
+        with self._lock:
+            self._sessions[session.sid] = session
+        self.directory.record_login(user.id)
+        return session, self.issue_code(request, session)
+
+    def issue_code(self, request: AuthorizeRequest, session: Session) -> str:
+        code = secrets.token_urlsafe(32)
+        with self._lock:
+            self._codes[code] = Code(request, session, time.time() + self.lifetimes.code)
+        params = {"code": code}
+        if request.state:
+            params["state"] = request.state
+        return with_query(request.redirect_uri, params)
+
+    # -- token endpoint --------------------------------------------------------------------
+
+    def exchange_code(self, form: dict[str, str]) -> dict[str, Any]:
+        code_value = form.get("code", "")
+        with self._lock:
+            code = self._codes.get(code_value)
+            if code is None:
+                raise OAuthError("invalid_grant", "authorization code is invalid")
+            if code.used:
+                # A replayed code also revokes what the first exchange issued (RFC 6749 10.5).
+                self._revoke_session_tokens(code.session.sid)
+                raise OAuthError("invalid_grant", "authorization code was already used")
+            code.used = True
+        if code.expires_at < time.time():
+            raise OAuthError("invalid_grant", "authorization code expired")
+        if form.get("redirect_uri", "") != code.request.redirect_uri:
+            raise OAuthError(
+                "invalid_grant", "redirect_uri does not match the authorization request"
+            )
+        self._check_pkce(code.request, form.get("code_verifier"))
+        if not code.session.active:
+            raise OAuthError("invalid_grant", "the session of this code has ended")
+        response = self._token_response(
+            code.session, code.request.scope, code.request.nonce, code_value
+        )
+        return response
+
+    @staticmethod
+    def _check_pkce(request: AuthorizeRequest, verifier: str | None) -> None:
+        if not request.code_challenge:
+            return
+        if not verifier:
+            raise OAuthError("invalid_grant", "code_verifier is required (PKCE)")
+        expected = verifier if request.code_challenge_method == "plain" else pkce_s256(verifier)
+        if not hmac.compare_digest(expected, request.code_challenge):
+            raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
+
+    def refresh(self, form: dict[str, str]) -> dict[str, Any]:
+        value = form.get("refresh_token", "")
+        now = time.time()
+        with self._lock:
+            token = self._refresh.get(value)
+            if token is None or token.expires_at < now:
+                raise OAuthError("invalid_grant", "refresh token is invalid or expired")
+            reused = token.rotated_at is not None and now - token.rotated_at > self.lifetimes.refresh_reuse_grace
+            if reused:
+                # Reuse of a rotated token: treat the whole family as stolen.
+                self._revoke_family(token.family)
+                raise OAuthError("invalid_grant", "refresh token was already used")
+            if not token.session.active:
+                raise OAuthError("invalid_grant", "the session of this refresh token has ended")
+            token.rotated_at = token.rotated_at or now
+        return self._token_response(token.session, token.scope, "", None, family=token.family)
+
+    def _revoke_family(self, family: str) -> None:
+        for value in [v for v, t in self._refresh.items() if t.family == family]:
+            del self._refresh[value]
+
+    def _revoke_session_tokens(self, sid: str) -> None:
+        for value in [v for v, t in self._refresh.items() if t.session.sid == sid]:
+            del self._refresh[value]
+
+    def _token_response(
+        self, session: Session, scope: str, nonce: str, code: str | None, family: str | None = None
+    ) -> dict[str, Any]:
+        user = self.directory.get_user(session.user_id)
+        if user is None:
+            raise OAuthError("invalid_grant", "the user of this grant no longer exists")
+        access_token = self.mint_access_token(session, user, scope)
+        id_token = self.mint_id_token(session, user, nonce, access_token, code)
+        response = {
+            "access_token": access_token,
+            "id_token": id_token,
+            "token_type": "Bearer",
+            "expires_in": self.lifetimes.access_token,
+            "scope": scope,
+        }
+        if "offline_access" in scope.split():
+            refresh = secrets.token_urlsafe(48)
+            with self._lock:
+                self._refresh[refresh] = RefreshToken(
+                    client_id=self.client.client_id,
+                    session=session,
+                    scope=scope,
+                    expires_at=time.time() + self.lifetimes.refresh_token,
+                    family=family or secrets.token_hex(8),
+                )
+            response["refresh_token"] = refresh
+        return response
+
+    def _common_claims(self, session: Session, user: Any, lifetime: int) -> dict[str, Any]:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": [self.client.client_id],
+            "sub": user.id,
+            "sid": session.sid,
+            "client_id": self.client.client_id,
+            "iat": now - 1,
+            "exp": now + lifetime,
+        }
+        if session.organization_id:
+            claims["oid"] = session.organization_id
+            org = self.directory.get_organization(session.organization_id)
+            if org is not None and org.HasField("external_id"):
+                claims["xoid"] = org.external_id
+        if user.HasField("external_id"):
+            claims["xuid"] = user.external_id
+        return claims
+
+    def mint_access_token(self, session: Session, user: Any, scope: str) -> str:
+        claims = self._common_claims(session, user, self.lifetimes.access_token)
+        roles = (
+            self.directory.effective_roles(user.id, session.organization_id)
+            if session.organization_id
+            else []
+        )
+        claims.update(
+            {
+                "nbf": claims["iat"],
+                "jti": ids.new_id("tkn"),
+                "roles": roles,
+                "permissions": self.directory.permissions_for_roles(roles),
+                "scope": scope,
+            }
+        )
+        return self.keys.sign(claims)
+
+    def mint_id_token(
+        self, session: Session, user: Any, nonce: str, access_token: str, code: str | None
+    ) -> str:
+        profile = user.user_profile
+        claims = self._common_claims(session, user, self.lifetimes.id_token)
+        name = profile.name or " ".join(p for p in (profile.given_name, profile.family_name) if p)
+        claims.update(
+            {
+                "azp": self.client.client_id,
+                "amr": [session.connection_id],
+                "email": user.email,
+                "email_verified": bool(profile.email_verified),
+                "name": name,
+                "given_name": profile.given_name,
+                "family_name": profile.family_name,
+                "at_hash": _b64url_sha256_half(access_token),
+            }
+        )
+        if code:
+            claims["c_hash"] = _b64url_sha256_half(code)
+        if nonce:
+            claims["nonce"] = nonce
+        return self.keys.sign(claims)
+
+    # -- logout and IdP-initiated login ----------------------------------------------------
+
+    def logout(self, params: dict[str, str]) -> tuple[str | None, str | None]:
+        """End the session named by ``id_token_hint``; return (sid ended, redirect URL or None).
+
+        Raises ``OAuthError`` for an unregistered ``post_logout_redirect_uri`` or a hint that
+        was not signed by this environment.
+        """
+        target = params.get("post_logout_redirect_uri", "")
+        if target and target not in self.client.post_logout_redirect_uris:
+            raise OAuthError(
+                "invalid_request",
+                f"post_logout_redirect_uri {target!r} is not registered for this client",
+            )
+        sid = None
+        hint = params.get("id_token_hint", "")
+        if hint:
+            try:
+                claims = self.keys.decode(hint, verify_exp=False)
+            except jwt.PyJWTError as exc:
+                raise OAuthError("invalid_request", f"id_token_hint is not valid: {exc}") from exc
+            sid = claims.get("sid")
+        if sid:
+            self.end_session(sid)
+        redirect = None
+        if target:
+            redirect = (
+                with_query(target, {"state": params["state"]}) if params.get("state") else target
+            )
+        return sid, redirect
+
+    def end_session(self, sid: str) -> None:
+        with self._lock:
+            session = self._sessions.get(sid)
+            if session is not None:
+                session.active = False
+            self._revoke_session_tokens(sid)
+
+    def idp_initiated_token(
+        self,
+        *,
+        organization_id: str,
+        connection_id: str = "",
+        login_hint: str = "",
+        relay_state: str = "",
+    ) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "aud": [self.client.client_id],
+            "iat": now - 1,
+            "exp": now + 300,
+            "organization_id": organization_id,
+            "connection_id": connection_id or DEFAULT_CONNECTION_ID,
+            "login_hint": login_hint,
+        }
+        if relay_state:
+            claims["relay_state"] = relay_state
+        return self.keys.sign(claims)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "sessions": sum(1 for s in self._sessions.values() if s.active),
+            "codes": len(self._codes),
+            "refresh_tokens": len(self._refresh),
+        }

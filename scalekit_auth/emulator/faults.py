@@ -1,0 +1,128 @@
+"""Injected faults and call counters, shared by the gRPC interceptor and the HTTP endpoints.
+
+Faults are set through the control API: a token-bucket rate limit (requests per second and
+burst, answered with RESOURCE_EXHAUSTED / HTTP 429 and a ``retry-after``), added latency per
+call, and a ratio of calls failing with UNAVAILABLE / HTTP 503. ``methods`` restricts them to
+some calls (gRPC method names such as ``CreateUserAndMembership``, or HTTP paths such as
+``/oauth/token``); empty means every management call.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class TokenBucket:
+    """``rate`` tokens per second, at most ``burst`` banked. Thread-safe."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._stamp = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self) -> float:
+        """Take a token: 0.0 when granted, else the seconds until one is available."""
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return 0.0
+            return (1 - self._tokens) / self.rate
+
+
+@dataclass
+class FaultConfig:
+    rate_limit_rps: float = 0.0
+    rate_limit_burst: float = 0.0
+    latency_ms: float = 0.0
+    unavailable_ratio: float = 0.0
+    methods: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FaultConfig:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown fault options: {', '.join(sorted(unknown))}")
+        config = cls(**data)
+        if not 0 <= config.unavailable_ratio <= 1:
+            raise ValueError("unavailable_ratio must be between 0 and 1")
+        if config.latency_ms < 0 or config.rate_limit_rps < 0:
+            raise ValueError("latency_ms and rate_limit_rps must not be negative")
+        return config
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with one call: sleep ``delay_s``, then fail or proceed."""
+
+    delay_s: float = 0.0
+    retry_after_s: float | None = None
+    unavailable: bool = False
+
+
+class Faults:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.config = FaultConfig()
+        self._bucket: TokenBucket | None = None
+        self.counters: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()
+
+    def configure(self, data: dict[str, Any]) -> FaultConfig:
+        config = FaultConfig.from_dict(data)
+        bucket = None
+        if config.rate_limit_rps:
+            bucket = TokenBucket(
+                config.rate_limit_rps, config.rate_limit_burst or config.rate_limit_rps
+            )
+        with self._lock:
+            self.config, self._bucket = config, bucket
+        return config
+
+    def clear(self) -> None:
+        self.configure({})
+
+    def count(self, method: str) -> None:
+        with self._lock:
+            self.counters[method] += 1
+
+    def decide(self, method: str) -> Decision:
+        """Apply the configured faults to one call of ``method``."""
+        config, bucket = self.config, self._bucket
+        if config.methods and method not in config.methods:
+            return Decision()
+        if bucket is not None:
+            wait = bucket.take()
+            if wait:
+                with self._lock:
+                    self.rejected[method] += 1
+                return Decision(retry_after_s=wait)
+        unavailable = bool(config.unavailable_ratio) and random.random() < config.unavailable_ratio
+        if unavailable:
+            with self._lock:
+                self.rejected[method] += 1
+        return Decision(delay_s=config.latency_ms / 1000, unavailable=unavailable)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "faults": asdict(self.config),
+                "calls": dict(self.counters),
+                "rejected": dict(self.rejected),
+            }
+
+    def reset_counters(self) -> None:
+        with self._lock:
+            self.counters.clear()
+            self.rejected.clear()

@@ -1,0 +1,102 @@
+"""``manage.py scalekit_emulator``: run the local Scalekit emulator until interrupted."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from ...server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Emulator
+from ...webhooks import new_secret
+
+
+class Command(BaseCommand):
+    help = (
+        "Run a local Scalekit emulator (HTTPS + gRPC over TLS on one port) that the real "
+        "scalekit-sdk-python talks to. Prints one line with the environment URL, client id, "
+        "client secret and CA bundle to trust."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--host", default="localhost", help="host to bind and advertise (default localhost)"
+        )
+        parser.add_argument(
+            "--port", type=int, default=8443, help="port (0 picks a free one; default 8443)"
+        )
+        parser.add_argument(
+            "--state-dir",
+            default=str(Path(settings.BASE_DIR) / "var" / "emulator"),
+            help="where the CA, certificates and (with --persist) the SQLite state live",
+        )
+        parser.add_argument(
+            "--persist", action="store_true", help="keep the state in <state-dir>/emulator.sqlite3"
+        )
+        parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID)
+        parser.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET)
+        parser.add_argument(
+            "--control-token", default="", help="require this bearer token on /_emulator/"
+        )
+        parser.add_argument(
+            "--redirect-uri",
+            action="append",
+            default=[],
+            help="register a redirect URI (repeatable)",
+        )
+        parser.add_argument(
+            "--post-logout-redirect-uri",
+            action="append",
+            default=[],
+            help="register a post-logout redirect URI (repeatable)",
+        )
+        parser.add_argument(
+            "--initiate-login-uri", default=None, help="the app's IdP-initiated login URL"
+        )
+        parser.add_argument("--webhook-url", default="", help="deliver webhook events to this URL")
+        parser.add_argument(
+            "--webhook-secret",
+            default="",
+            help="whsec_... secret to sign webhooks with (generated and printed when omitted)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        emulator = Emulator(
+            host=options["host"],
+            port=options["port"],
+            state_dir=options["state_dir"],
+            persist=options["persist"],
+            client_id=options["client_id"],
+            client_secret=options["client_secret"],
+            control_token=options["control_token"],
+        )
+        try:
+            emulator.start()
+        except OSError as exc:
+            raise CommandError(
+                f"cannot listen on {options['host']}:{options['port']}: {exc}"
+            ) from exc
+        try:
+            emulator.auth.register_uris(
+                options["redirect_uri"],
+                options["post_logout_redirect_uri"],
+                options["initiate_login_uri"],
+            )
+            banner = emulator.banner()
+            if options["webhook_url"]:
+                secret = options["webhook_secret"] or new_secret()
+                emulator.webhooks.configure(options["webhook_url"], secret)
+                banner += f" SCALEKIT_WEBHOOK_SECRET={secret}"
+        except ValueError as exc:
+            emulator.stop()
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(banner)
+        self.stdout.flush()
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        stop.wait()
+        emulator.stop()

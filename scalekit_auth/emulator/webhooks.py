@@ -1,0 +1,142 @@
+"""Webhook delivery, signed the Standard Webhooks way that the SDK's ``verify_webhook_payload``
+checks: ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature: v1,<base64 HMAC-SHA256 of
+"{id}.{timestamp}.{body}">``, keyed with the base64 part of a ``whsec_...`` secret.
+
+Events are queued and sent by one background thread, retried with back-off on failure
+(``retry_delays``), and every attempt is recorded so tests can look at what was delivered.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from . import ids
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: str) -> str:
+    key = base64.b64decode(secret.split("_", 1)[1])
+    digest = hmac.new(key, f"{msg_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def new_secret() -> str:
+    """A ``whsec_`` secret. Standard base64 never contains ``_``, on which the SDK splits."""
+    return "whsec_" + base64.b64encode(os.urandom(24)).decode()
+
+
+@dataclass
+class Delivery:
+    event_id: str
+    type: str
+    attempts: int = 0
+    status: int | None = None
+    error: str = ""
+    delivered: bool = False
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+class WebhookSender:
+    def __init__(self, retry_delays: tuple[float, ...] = (0.5, 2.0, 5.0)) -> None:
+        self.url = ""
+        self.secret = ""
+        self.retry_delays = retry_delays
+        self.deliveries: list[Delivery] = []
+        self._queue: queue.Queue[Delivery | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def configure(self, url: str, secret: str) -> None:
+        if url and not secret.startswith("whsec_"):
+            raise ValueError("the webhook secret must look like whsec_<standard base64>")
+        self.url, self.secret = url, secret
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="emulator-webhooks", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def emit(
+        self, event_type: str, object_type: str, organization_id: str, data: dict[str, Any]
+    ) -> None:
+        if not self.url:
+            return
+        now = dt.datetime.now(dt.UTC)
+        payload = {
+            "spec_version": "1",
+            "id": ids.new_id("evt"),
+            "type": event_type,
+            "object": object_type,
+            "occurred_at": now.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z",
+            "environment_id": "env_000000000000000001",
+            "organization_id": organization_id,
+            "data": data,
+        }
+        delivery = Delivery(event_id=payload["id"], type=event_type, payload=payload)
+        with self._lock:
+            self.deliveries.append(delivery)
+        self._queue.put(delivery)
+
+    def _run(self) -> None:
+        while True:
+            delivery = self._queue.get()
+            if delivery is None:
+                return
+            self._deliver(delivery)
+
+    def _deliver(self, delivery: Delivery) -> None:
+        body = json.dumps(delivery.payload, separators=(",", ":"))
+        for delay in (0.0, *self.retry_delays):
+            if delay:
+                time.sleep(delay)
+            timestamp = int(time.time())
+            headers = {
+                "content-type": "application/json",
+                "webhook-id": delivery.event_id,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": sign(self.secret, delivery.event_id, timestamp, body),
+            }
+            delivery.attempts += 1
+            try:
+                response = requests.post(self.url, data=body.encode(), headers=headers, timeout=10)
+                delivery.status = response.status_code
+                if 200 <= response.status_code < 300:
+                    delivery.delivered = True
+                    return
+                delivery.error = f"HTTP {response.status_code}"
+            except requests.RequestException as exc:
+                delivery.error = str(exc)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                {
+                    "id": d.event_id,
+                    "type": d.type,
+                    "attempts": d.attempts,
+                    "status": d.status,
+                    "delivered": d.delivered,
+                    "error": d.error,
+                }
+                for d in self.deliveries
+            ]
+
+    def reset(self) -> None:
+        with self._lock:
+            self.deliveries.clear()
+        self.url = self.secret = ""

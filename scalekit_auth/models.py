@@ -1,0 +1,132 @@
+"""What ``scalekit_auth`` stores: the link between a Django user and its Scalekit identity, the
+rollout switch, the auth event log, and the webhook events already processed."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+
+class ScalekitIdentity(models.Model):
+    """Links one Django user to one Scalekit user (``sub`` of its tokens)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="scalekit_identity"
+    )
+    scalekit_user_id = models.CharField(
+        max_length=64, unique=True, help_text="usr_... (the sub claim)"
+    )
+    organization_id = models.CharField(
+        max_length=64,
+        blank=True,
+        db_index=True,
+        help_text="org_... of the last login (the oid claim)",
+    )
+    external_id = models.CharField(
+        max_length=255, blank=True, db_index=True, help_text="The external id in Scalekit (xuid)"
+    )
+    external_organization_id = models.CharField(max_length=255, blank=True, help_text="xoid")
+    roles = models.JSONField(default=list, blank=True, help_text="Roles of the last login")
+    linked_by = models.CharField(
+        max_length=20,
+        choices=[
+            ("scalekit_id", "Scalekit user id"),
+            ("external_id", "External id"),
+            ("email", "Verified email"),
+            ("created", "Created at first login"),
+        ],
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_login_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "Scalekit identity"
+        verbose_name_plural = "Scalekit identities"
+
+    def __str__(self) -> str:
+        return f"{self.user} = {self.scalekit_user_id}"
+
+
+class RolloutSettings(models.Model):
+    """The one row that decides who logs in through Scalekit. Editable in the admin; a change
+    takes effect on the next request of every process (after at most ROLLOUT_CACHE_SECONDS)."""
+
+    enabled = models.BooleanField(
+        default=True,
+        help_text="Kill switch. Off sends every login to the legacy backend and ends Scalekit "
+        "sessions at their next request: the documented rollback.",
+    )
+    percentage = models.PositiveSmallIntegerField(
+        default=100,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text="Share of users (by a stable hash of their email) who log in through Scalekit.",
+    )
+    allow_list = models.TextField(
+        blank=True, help_text="Emails or @domains always sent to Scalekit, one per line."
+    )
+    deny_list = models.TextField(
+        blank=True, help_text="Emails or @domains never sent to Scalekit, one per line (wins)."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "rollout settings"
+
+    def __str__(self) -> str:
+        state = f"{self.percentage}%" if self.enabled else "killed"
+        return f"Scalekit rollout: {state}"
+
+    def save(self, *args, **kwargs) -> None:
+        self.pk = 1
+        super().save(*args, **kwargs)
+
+
+class AuthEvent(models.Model):
+    """One authentication event, for the admin and the monitoring items of the readiness
+    checklist. Never holds a token."""
+
+    class Kind(models.TextChoices):
+        LOGIN = "login", "Login"
+        REFRESH = "refresh", "Token refresh"
+        LOGOUT = "logout", "Logout"
+        WEBHOOK = "webhook", "Webhook"
+        BEARER = "bearer", "Bearer token"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices, db_index=True)
+    success = models.BooleanField(db_index=True)
+    reason = models.CharField(
+        max_length=255, blank=True, help_text="Why it failed, or what happened"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    scalekit_user_id = models.CharField(max_length=64, blank=True)
+    organization_id = models.CharField(max_length=64, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["kind", "success", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {'ok' if self.success else 'failed'}: {self.reason}"
+
+
+class WebhookEvent(models.Model):
+    """A webhook event already received, so a redelivery is acknowledged but not applied twice."""
+
+    event_id = models.CharField(max_length=64, unique=True)
+    type = models.CharField(max_length=100, db_index=True)
+    organization_id = models.CharField(max_length=64, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    outcome = models.CharField(max_length=255, blank=True)
+    payload = models.JSONField()
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"

@@ -1,0 +1,132 @@
+"""Scalekit tokens in the server-side Django session, and their refresh.
+
+The browser only ever holds the Django session cookie. The session keeps the access, refresh
+and ID tokens, the access token's expiry and the few claims ``request.scalekit`` needs, so a
+request with a valid token makes no network call and verifies nothing.
+
+Refresh tokens rotate, so two requests of one session refreshing at once would make Scalekit
+see the old token reused and revoke the session. A lock in the Django cache (Redis in
+production, shared by every process) lets one request refresh; the others wait for its result,
+which it leaves in the cache for a minute under the old token's hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Any
+
+from django.core.cache import caches
+from django.http import HttpRequest
+from scalekit.common.exceptions import (
+    ScalekitBadRequestException,
+    ScalekitException,
+    ScalekitUnauthorizedException,
+)
+
+from . import tokens
+from .client import token_request
+from .conf import app_settings
+from .context import context_claims
+
+logger = logging.getLogger("scalekit_auth")
+
+SESSION_KEY = "_scalekit"
+LOGIN_STATE_KEY = "_scalekit_login"
+RESULT_TTL = 60
+POLL_INTERVAL = 0.05
+
+
+class RefreshFailed(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def session_data(
+    access_token: str, access_claims: dict[str, Any], refresh_token: str | None, id_token: str
+) -> dict[str, Any]:
+    return {
+        "access_token": access_token,
+        "refresh_token": refresh_token or "",
+        "id_token": id_token,
+        "expires_at": int(access_claims["exp"]),
+        "claims": context_claims(access_claims),
+    }
+
+
+def store(request: HttpRequest, data: dict[str, Any]) -> None:
+    request.session[SESSION_KEY] = data
+
+
+def get(request: HttpRequest) -> dict[str, Any] | None:
+    return request.session.get(SESSION_KEY)
+
+
+def needs_refresh(data: dict[str, Any], now: float | None = None) -> bool:
+    return data["expires_at"] - (now or time.time()) < app_settings.REFRESH_BEFORE_SECONDS
+
+
+def _keys(refresh_token: str) -> tuple[str, str]:
+    digest = hashlib.sha256(refresh_token.encode()).hexdigest()
+    return f"scalekit_auth:refresh-lock:{digest}", f"scalekit_auth:refreshed:{digest}"
+
+
+def refresh(data: dict[str, Any]) -> dict[str, Any] | None:
+    """New session data from the refresh token, or None to keep using the current (still valid)
+    access token while another process finishes refreshing. Raises ``RefreshFailed``."""
+    refresh_token = data.get("refresh_token")
+    still_valid = data["expires_at"] > time.time()
+    if not refresh_token:
+        if still_valid:
+            return None
+        raise RefreshFailed("access token expired and there is no refresh token")
+    cache = caches[app_settings.CACHE_ALIAS]
+    lock_key, result_key = _keys(refresh_token)
+    done = cache.get(result_key)
+    if done is not None:
+        return done
+    if not cache.add(lock_key, 1, timeout=app_settings.REFRESH_LOCK_TIMEOUT):
+        return _wait_for_other(cache, result_key, still_valid)
+    try:
+        try:
+            answer = token_request({"grant_type": "refresh_token", "refresh_token": refresh_token})
+        except (ScalekitBadRequestException, ScalekitUnauthorizedException) as exc:
+            raise RefreshFailed("refresh token refused by Scalekit") from exc
+        except ScalekitException as exc:
+            if still_valid:
+                logger.warning(
+                    "scalekit_auth: refresh failed (%s); keeping the current token",
+                    type(exc).__name__,
+                )
+                return None
+            raise RefreshFailed(
+                f"Scalekit unreachable during refresh ({type(exc).__name__})"
+            ) from exc
+        try:
+            claims = tokens.verify(answer["access_token"])
+        except tokens.TokenError as exc:
+            raise RefreshFailed(f"refreshed access token rejected: {exc.reason}") from exc
+        new = session_data(
+            answer["access_token"],
+            claims,
+            answer.get("refresh_token"),
+            answer.get("id_token") or data["id_token"],
+        )
+        cache.set(result_key, new, RESULT_TTL)
+        return new
+    finally:
+        cache.delete(lock_key)
+
+
+def _wait_for_other(cache: Any, result_key: str, still_valid: bool) -> dict[str, Any] | None:
+    if still_valid:
+        return None
+    deadline = time.monotonic() + app_settings.REFRESH_LOCK_TIMEOUT
+    while time.monotonic() < deadline:
+        time.sleep(POLL_INTERVAL)
+        done = cache.get(result_key)
+        if done is not None:
+            return done
+    raise RefreshFailed("timed out waiting for another request's refresh")

@@ -1,0 +1,183 @@
+"""Verification of Scalekit tokens, done here rather than by the SDK.
+
+The SDK checks neither issuer nor audience unless asked, caches the JWKS for the life of the
+process and raises a bare ``KeyError`` for an unknown ``kid``. Here every token is checked for
+its algorithm (RS256 only), signature, issuer (the environment URL), audience (our client id),
+expiry, not-before and issued-at (with ``TOKEN_LEEWAY_SECONDS``). Keys come from a JWKS kept in
+the Django cache and refetched, at most once per ``JWKS_MIN_REFETCH_SECONDS``, when a token
+names a key we do not know (a key rotation).
+
+Bearer tokens verified once are remembered by their SHA-256 until they expire, so steady-state
+API requests cost a hash and a dict lookup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+import jwt
+from django.core.cache import caches
+
+from . import client
+from .conf import app_settings
+
+logger = logging.getLogger("scalekit_auth")
+
+ALGORITHM = "RS256"
+
+
+class TokenError(Exception):
+    """A token that must not be trusted; ``reason`` is a short machine-readable code."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class KeyCache:
+    """Public keys by ``kid``: a process-local dict in front of the Django cache."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._last_fetch = 0.0
+
+    def _cache_key(self) -> str:
+        digest = hashlib.sha256(app_settings.ENVIRONMENT_URL.encode()).hexdigest()[:16]
+        return f"scalekit_auth:jwks:{digest}"
+
+    def _load(self, document: dict[str, Any]) -> None:
+        keys = {}
+        for jwk in document.get("keys", []):
+            if jwk.get("kty") != "RSA" or "kid" not in jwk:
+                continue
+            try:
+                keys[jwk["kid"]] = jwt.PyJWK.from_dict(jwk, algorithm=ALGORITHM).key
+            except jwt.PyJWTError:
+                logger.warning("scalekit_auth: ignoring an unusable JWKS key %s", jwk.get("kid"))
+        self._keys = keys
+
+    def get(self, kid: str) -> Any:
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        cache = caches[app_settings.CACHE_ALIAS]
+        with self._lock:
+            document = cache.get(self._cache_key())
+            if document is not None:
+                self._load(document)
+                if kid in self._keys:
+                    return self._keys[kid]
+            now = time.monotonic()
+            if now - self._last_fetch < app_settings.JWKS_MIN_REFETCH_SECONDS:
+                raise TokenError("unknown_kid", f"no key {kid!r} (JWKS refetched recently)")
+            self._last_fetch = now
+            try:
+                document = client.fetch_jwks()
+            except Exception as exc:
+                raise TokenError("jwks_unavailable", type(exc).__name__) from exc
+            cache.set(self._cache_key(), document, app_settings.JWKS_CACHE_SECONDS)
+            self._load(document)
+        key = self._keys.get(kid)
+        if key is None:
+            raise TokenError("unknown_kid", f"no key {kid!r} in the environment's JWKS")
+        return key
+
+    def clear(self) -> None:
+        with self._lock:
+            self._keys = {}
+            self._last_fetch = 0.0
+            caches[app_settings.CACHE_ALIAS].delete(self._cache_key())
+
+
+keys = KeyCache()
+
+
+def issuer() -> str:
+    return app_settings.ENVIRONMENT_URL.rstrip("/")
+
+
+def verify(
+    token: str, *, nonce: str | None = None, require: tuple[str, ...] = ("sub",)
+) -> dict[str, Any]:
+    """Verify a Scalekit JWT and return its claims, or raise ``TokenError``."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise TokenError("malformed", str(exc)) from exc
+    if header.get("alg") != ALGORITHM:
+        raise TokenError("bad_algorithm", f"alg {header.get('alg')!r} is not {ALGORITHM}")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise TokenError("malformed", "no kid in the token header")
+    key = keys.get(kid)
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            audience=app_settings.CLIENT_ID,
+            issuer=issuer(),
+            leeway=app_settings.TOKEN_LEEWAY_SECONDS,
+            options={"require": ["exp", "iat", "iss", "aud", *require]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise TokenError("expired", str(exc)) from exc
+    except jwt.InvalidIssuerError as exc:
+        raise TokenError("wrong_issuer", str(exc)) from exc
+    except jwt.InvalidAudienceError as exc:
+        raise TokenError("wrong_audience", str(exc)) from exc
+    except jwt.InvalidSignatureError as exc:
+        raise TokenError("bad_signature", str(exc)) from exc
+    except jwt.PyJWTError as exc:
+        raise TokenError("invalid", str(exc)) from exc
+    if nonce is not None and claims.get("nonce") != nonce:
+        raise TokenError("nonce_mismatch", "the ID token's nonce is not the one this login sent")
+    return claims
+
+
+class ClaimsCache:
+    """Verified claims by token hash, bounded (least recently used out), until ``exp``."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[bytes, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, digest: bytes) -> dict[str, Any] | None:
+        claims = self._items.get(digest)
+        if claims is None:
+            return None
+        if claims["exp"] + app_settings.TOKEN_LEEWAY_SECONDS < time.time():
+            with self._lock:
+                self._items.pop(digest, None)
+            return None
+        return claims
+
+    def put(self, digest: bytes, claims: dict[str, Any]) -> None:
+        with self._lock:
+            self._items[digest] = claims
+            while len(self._items) > app_settings.CLAIMS_CACHE_SIZE:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+claims_cache = ClaimsCache()
+
+
+def verify_bearer(token: str) -> dict[str, Any]:
+    """``verify`` with the result remembered by token hash until the token expires."""
+    digest = hashlib.sha256(token.encode()).digest()
+    claims = claims_cache.get(digest)
+    if claims is None:
+        claims = verify(token)
+        claims_cache.put(digest, claims)
+    return claims

@@ -1,0 +1,137 @@
+"""The control API: faults (rate limit, latency, UNAVAILABLE), counters and webhooks."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+import requests
+from scalekit.common.exceptions import (
+    ScalekitServiceUnavailableException,
+    ScalekitTooManyRequestsException,
+)
+from scalekit.v1.organizations import organizations_pb2
+
+from scalekit_auth.emulator.faults import TokenBucket
+from scalekit_auth.emulator.webhooks import new_secret
+
+
+def create_org(sdk, name: str = "Acme"):
+    return sdk.organization.create_organization(
+        organizations_pb2.CreateOrganization(display_name=name)
+    )
+
+
+def test_rate_limit_answers_resource_exhausted_with_retry_after(sdk, fresh_emulator):
+    fresh_emulator.control.set_faults(
+        rate_limit_rps=1, rate_limit_burst=2, methods=["CreateOrganization"]
+    )
+    create_org(sdk)
+    create_org(sdk)
+    with pytest.raises(ScalekitTooManyRequestsException) as excinfo:
+        create_org(sdk)
+    error = excinfo.value
+    assert error.error_code == "RATE_LIMITED"
+    # The SDK keeps the grpc.RpcError as the exception's argument, trailers included.
+    trailers = dict(error.args[0].trailing_metadata())
+    assert 1 <= int(trailers["retry-after"]) <= 2
+    # Other methods are not limited, and after a second a token is back.
+    assert sdk.organization.list_organizations(page_size=10)[0].total_size == 2
+    time.sleep(1.05)
+    create_org(sdk)
+    counters = fresh_emulator.control.counters()
+    assert counters["calls"]["CreateOrganization"] == 4
+    assert counters["rejected"]["CreateOrganization"] == 1
+
+
+def test_http_rate_limit_is_a_429_with_retry_after(fresh_emulator):
+    fresh_emulator.control.set_faults(rate_limit_rps=1, rate_limit_burst=1, methods=["/keys"])
+    url = f"{fresh_emulator.url}/keys"
+    assert requests.get(url, verify=fresh_emulator.ca_path, timeout=5).status_code == 200
+    limited = requests.get(url, verify=fresh_emulator.ca_path, timeout=5)
+    assert limited.status_code == 429 and limited.headers["retry-after"] == "1"
+
+
+def test_unavailable_ratio_fails_calls_and_the_sdk_retries_them(sdk, fresh_emulator):
+    fresh_emulator.control.set_faults(unavailable_ratio=1.0, methods=["CreateOrganization"])
+    started = time.monotonic()
+    with pytest.raises(ScalekitServiceUnavailableException):
+        create_org(sdk)
+    # The SDK retried twice with jittered back-off (1 s then 2 s, times 0.5-1.0).
+    assert time.monotonic() - started >= 1.4
+    assert fresh_emulator.control.counters()["calls"]["CreateOrganization"] == 3
+    assert fresh_emulator.directory.counts()["organizations"] == 0
+
+
+def test_latency_is_added_to_each_call(sdk, fresh_emulator):
+    fresh_emulator.control.set_faults(latency_ms=150, methods=["ListOrganization"])
+    started = time.monotonic()
+    sdk.organization.list_organizations(page_size=10)
+    assert time.monotonic() - started >= 0.15
+
+
+def test_bad_fault_options_are_refused_with_a_reason(fresh_emulator):
+    with pytest.raises(RuntimeError, match="unknown fault options: latency"):
+        fresh_emulator.control.set_faults(latency=5)
+    with pytest.raises(RuntimeError, match="unavailable_ratio must be between 0 and 1"):
+        fresh_emulator.control.set_faults(unavailable_ratio=2)
+
+
+def test_token_bucket_refills_at_its_rate():
+    bucket = TokenBucket(rate=100, burst=2)
+    assert bucket.take() == 0 and bucket.take() == 0
+    wait = bucket.take()
+    assert 0 < wait <= 0.01
+    time.sleep(wait + 0.005)
+    assert bucket.take() == 0
+
+
+def test_control_token_protects_the_control_api(emulator):
+    from scalekit_auth.emulator.server import Emulator
+
+    with Emulator(port=0, control_token="s3cret").start() as protected:
+        anonymous = requests.get(
+            f"{protected.url}/_emulator/state", verify=protected.ca_path, timeout=5
+        )
+        assert anonymous.status_code == 401
+        assert protected.control.state()["organizations"] == 0
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list[tuple[dict, bytes]] = []
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["content-length"]))
+        self.received.append((dict(self.headers.items()), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_webhooks_are_signed_the_way_the_sdk_verifies(sdk, fresh_emulator):
+    receiver = HTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    secret = new_secret()
+    _Receiver.received = []
+    try:
+        fresh_emulator.control.configure_webhooks(
+            f"http://127.0.0.1:{receiver.server_port}/hook", secret
+        )
+        org = create_org(sdk)[0].organization
+        deadline = time.monotonic() + 5
+        while not _Receiver.received and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        receiver.shutdown()
+    headers, body = _Receiver.received[0]
+    headers = {k.lower(): v for k, v in headers.items()}
+    assert sdk.verify_webhook_payload(secret, headers, body) is True
+    event = json.loads(body)
+    assert event["type"] == "organization.created" and event["object"] == "Organization"
+    assert event["data"]["id"] == org.id and event["id"].startswith("evt_")
+    assert fresh_emulator.control.deliveries()[0]["delivered"] is True

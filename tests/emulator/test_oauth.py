@@ -1,0 +1,235 @@
+"""The emulator's OAuth/OIDC endpoints, driven by the real SDK and a browser-like client."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+import pytest
+import requests
+from scalekit import ScalekitClient
+from scalekit.common.exceptions import ScalekitBadRequestException
+from scalekit.common.scalekit import (
+    AuthorizationUrlOptions,
+    CodeAuthenticationOptions,
+    LogoutUrlOptions,
+    TokenValidationOptions,
+)
+
+from scalekit_auth.emulator.testing import hosted_login
+
+from .conftest import AFTER_LOGOUT, CALLBACK, pkce_pair
+
+SCOPES = ["openid", "profile", "email", "offline_access"]
+
+
+def authorize_url(sdk, *, state="st-1", nonce="n-1", challenge=None, scopes=SCOPES, **extra) -> str:
+    options = AuthorizationUrlOptions()
+    options.state, options.nonce, options.scopes = state, nonce, scopes
+    for name, value in extra.items():
+        setattr(options, name, value)
+    url = sdk.get_authorization_url(CALLBACK, options)
+    if challenge:
+        url += f"&code_challenge={challenge}&code_challenge_method=S256"
+    return url
+
+
+def login(sdk, emulator, email="ada@acme.example", **kwargs) -> dict[str, list[str]]:
+    location = hosted_login(authorize_url(sdk, **kwargs), email, ca_path=emulator.ca_path)
+    assert location.startswith(CALLBACK)
+    return parse_qs(urlsplit(location).query)
+
+
+def exchange(sdk, code: str, verifier: str | None = None) -> dict:
+    options = CodeAuthenticationOptions()
+    options.code_verifier = verifier
+    return sdk.authenticate_with_code(code, CALLBACK, options)
+
+
+def claims(emulator, token: str) -> dict:
+    jwks = requests.get(f"{emulator.url}/keys", verify=emulator.ca_path, timeout=5).json()
+    kid = jwt.get_unverified_header(token)["kid"]
+    key = jwt.PyJWK.from_dict(next(k for k in jwks["keys"] if k["kid"] == kid)).key
+    return jwt.decode(
+        token, key, algorithms=["RS256"], audience=emulator.client_id, issuer=emulator.url
+    )
+
+
+def test_discovery_and_jwks(fresh_emulator):
+    discovery = requests.get(
+        f"{fresh_emulator.url}/.well-known/openid-configuration",
+        verify=fresh_emulator.ca_path,
+        timeout=5,
+    ).json()
+    assert discovery["issuer"] == fresh_emulator.url
+    assert discovery["jwks_uri"] == f"{fresh_emulator.url}/keys"
+    assert discovery["end_session_endpoint"] == f"{fresh_emulator.url}/oidc/logout"
+    keys = requests.get(discovery["jwks_uri"], verify=fresh_emulator.ca_path, timeout=5).json()[
+        "keys"
+    ]
+    assert [(k["kty"], k["alg"], k["use"], k["e"]) for k in keys] == [
+        ("RSA", "RS256", "sig", "AQAB")
+    ]
+    assert keys[0]["kid"].startswith("snk_")
+
+
+def test_unregistered_redirect_uri_shows_an_error_page(sdk, registered):
+    options = AuthorizationUrlOptions()
+    options.state = "s"
+    url = sdk.get_authorization_url("https://evil.example/callback", options)
+    page = requests.get(url, verify=registered.ca_path, allow_redirects=False, timeout=5)
+    assert page.status_code == 400
+    assert "redirect_uri_mismatch" in page.text and "evil.example" in page.text
+
+
+def test_login_page_prefills_login_hint_and_refuses_unknown_email(sdk, registered, org_and_user):
+    url = authorize_url(sdk, login_hint="ada@acme.example")
+    page = requests.get(url, verify=registered.ca_path, timeout=5)
+    assert 'value="ada@acme.example"' in page.text
+    with pytest.raises(AssertionError, match="No user with the email 'nobody@acme.example'"):
+        hosted_login(url, "nobody@acme.example", ca_path=registered.ca_path)
+
+
+def test_authorization_code_flow_with_pkce_gives_tokens_with_scalekit_claims(
+    sdk, registered, org_and_user
+):
+    org, user = org_and_user
+    verifier, challenge = pkce_pair()
+    params = login(sdk, registered, challenge=challenge)
+    assert params["state"] == ["st-1"]
+
+    result = exchange(sdk, params["code"][0], verifier)
+
+    assert result["user"]["email"] == "ada@acme.example"
+    assert result["organization_id"] == org.id
+    assert result["connection_id"].startswith("conn_")
+    id_claims = claims(registered, result["id_token"])
+    assert id_claims["sub"] == user.id and id_claims["nonce"] == "n-1"
+    assert id_claims["aud"] == [registered.client_id] and id_claims["sid"].startswith("ses_")
+    assert (id_claims["given_name"], id_claims["family_name"]) == ("Ada", "Lovelace")
+    access = claims(registered, result["access_token"])
+    assert access["oid"] == org.id and access["xoid"] == "acme-1" and access["xuid"] == "legacy-42"
+    assert access["roles"] == ["admin"]
+    assert access["scope"] == " ".join(SCOPES) and access["jti"].startswith("tkn_")
+    assert access["sid"] == id_claims["sid"]
+    assert result["refresh_token"]
+    options = TokenValidationOptions(issuer=registered.url, audience=[registered.client_id])
+    assert sdk.validate_access_token(result["access_token"], options)
+
+
+def test_pkce_verifier_must_match(sdk, registered, org_and_user):
+    _, challenge = pkce_pair()
+    code = login(sdk, registered, challenge=challenge)["code"][0]
+    with pytest.raises(ScalekitBadRequestException, match="code_verifier does not match"):
+        exchange(sdk, code, "a-different-verifier-" + "x" * 30)
+    code = login(sdk, registered, challenge=challenge)["code"][0]
+    with pytest.raises(ScalekitBadRequestException, match="code_verifier is required"):
+        exchange(sdk, code, None)
+
+
+def test_codes_are_single_use_and_expire(sdk, registered, org_and_user):
+    code = login(sdk, registered)["code"][0]
+    first = exchange(sdk, code)
+    with pytest.raises(ScalekitBadRequestException, match="already used"):
+        exchange(sdk, code)
+    # The replay also revoked what the first exchange issued.
+    with pytest.raises(ScalekitBadRequestException):
+        sdk.refresh_access_token(first["refresh_token"])
+
+    registered.control.set_token_lifetimes(code=0)
+    code = login(sdk, registered)["code"][0]
+    time.sleep(0.01)
+    with pytest.raises(ScalekitBadRequestException, match="expired"):
+        exchange(sdk, code)
+
+
+def test_refresh_tokens_rotate_and_reuse_revokes_the_family(sdk, registered, org_and_user):
+    tokens = exchange(sdk, login(sdk, registered)["code"][0])
+    rotated = sdk.refresh_access_token(tokens["refresh_token"])
+    assert rotated["refresh_token"] != tokens["refresh_token"]
+    assert (
+        claims(registered, rotated["access_token"])["sid"]
+        == claims(registered, tokens["access_token"])["sid"]
+    )
+
+    with pytest.raises(ScalekitBadRequestException, match="already used"):
+        sdk.refresh_access_token(tokens["refresh_token"])
+    with pytest.raises(ScalekitBadRequestException, match="invalid"):
+        sdk.refresh_access_token(rotated["refresh_token"])
+
+
+def test_no_refresh_token_without_offline_access(sdk, registered, org_and_user):
+    result = exchange(sdk, login(sdk, registered, scopes=["openid", "email"])["code"][0])
+    assert result["refresh_token"] is None
+
+
+def test_logout_ends_the_session_and_redirects_to_a_registered_uri(sdk, registered, org_and_user):
+    tokens = exchange(sdk, login(sdk, registered)["code"][0])
+    url = sdk.get_logout_url(
+        LogoutUrlOptions(
+            id_token_hint=tokens["id_token"], post_logout_redirect_uri=AFTER_LOGOUT, state="bye"
+        )
+    )
+    answer = requests.get(url, verify=registered.ca_path, allow_redirects=False, timeout=5)
+    assert answer.status_code == 302 and answer.headers["location"] == AFTER_LOGOUT + "?state=bye"
+    with pytest.raises(ScalekitBadRequestException, match="refresh token is invalid"):
+        sdk.refresh_access_token(tokens["refresh_token"])
+
+    url = sdk.get_logout_url(LogoutUrlOptions(post_logout_redirect_uri="https://evil.example/"))
+    answer = requests.get(url, verify=registered.ca_path, allow_redirects=False, timeout=5)
+    assert answer.status_code == 400 and "not registered" in answer.text
+
+
+def test_prompt_none_needs_a_session_and_reuses_it(sdk, registered, org_and_user):
+    browser = requests.Session()
+    location = hosted_login(
+        authorize_url(sdk, prompt="none"), "-", ca_path=registered.ca_path, session=browser
+    )
+    assert parse_qs(urlsplit(location).query)["error"] == ["login_required"]
+
+    hosted_login(
+        authorize_url(sdk), "ada@acme.example", ca_path=registered.ca_path, session=browser
+    )
+    location = hosted_login(
+        authorize_url(sdk, prompt="none"), "-", ca_path=registered.ca_path, session=browser
+    )
+    assert "code" in parse_qs(urlsplit(location).query)
+
+
+def test_key_rotation_keeps_old_tokens_valid_during_the_grace_period(sdk, registered, org_and_user):
+    before = exchange(sdk, login(sdk, registered)["code"][0])
+    rotation = registered.control.rotate_keys(grace_seconds=1)
+    # As with the real service, an SDK client that already cached the JWKS never refetches it:
+    # the new kid is a bare KeyError (scalekit_auth verifies tokens itself for this reason).
+    with pytest.raises(KeyError, match=rotation["new_kid"]):
+        exchange(sdk, login(sdk, registered)["code"][0])
+    fresh_client = ScalekitClient(registered.url, registered.client_id, registered.client_secret)
+    after = exchange(fresh_client, login(fresh_client, registered)["code"][0])
+
+    assert jwt.get_unverified_header(before["access_token"])["kid"] == rotation["old_kid"]
+    assert jwt.get_unverified_header(after["access_token"])["kid"] == rotation["new_kid"]
+    assert fresh_client.validate_access_token(before["access_token"])
+    assert fresh_client.validate_access_token(after["access_token"])
+    time.sleep(1.1)
+    kids = [
+        k["kid"]
+        for k in requests.get(f"{registered.url}/keys", verify=registered.ca_path).json()["keys"]
+    ]
+    assert kids == [rotation["new_kid"]]
+
+
+def test_idp_initiated_login_token_is_readable_by_the_sdk(sdk, registered, org_and_user):
+    org, _ = org_and_user
+    registered.control.register_uris(initiate_login_uri="https://app.example.test/auth/login/")
+    answer = registered.control.idp_initiated_login(
+        organization_id=org.id, login_hint="ada@acme.example", relay_state="/reports/"
+    )
+    assert answer["url"].startswith("https://app.example.test/auth/login/?idp_initiated_login=")
+    found = sdk.get_idp_initiated_login_claims(answer["token"])
+    assert (found["organization_id"], found["login_hint"], found["relay_state"]) == (
+        org.id,
+        "ada@acme.example",
+        "/reports/",
+    )
+    assert found["connection_id"].startswith("conn_")
