@@ -1,0 +1,608 @@
+"""The readiness admin: the checklist with statuses, sign-offs and history, the check runs, and a
+dashboard (progress per section, blockers first, changes since the last run, export)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.models import ADDITION, LogEntry
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.views.decorators.http import require_POST
+
+from . import report as report_module
+from . import signoffs
+from .dashboard import dashboard_context, item_report
+from .forms import ApplicabilityForm, RevokeForm, SignOffForm
+from .models import (
+    ChecklistItem,
+    CheckResult,
+    CheckRun,
+    ItemEvent,
+    ItemStatus,
+    Section,
+    SignOff,
+    SignOffRevocation,
+)
+from .runner import run_checks, select_probes
+from .status import section_progress
+
+STATUS_COLOURS = {
+    ItemStatus.TODO: "#6b7280",
+    ItemStatus.PASSING: "#15803d",
+    ItemStatus.FAILING: "#b91c1c",
+    ItemStatus.NOT_APPLICABLE: "#9ca3af",
+    ItemStatus.SIGNED_OFF: "#1d4ed8",
+}
+OUTCOME_COLOURS = {
+    "pass": "#15803d",
+    "warn": "#b45309",
+    "fail": "#b91c1c",
+    "error": "#7f1d1d",
+    "waived": "#7c3aed",
+    "skip": "#6b7280",
+}
+
+
+def badge(text: str, colour: str) -> str:
+    return format_html(
+        '<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px;'
+        'font-size:11px;white-space:nowrap">{}</span>',
+        colour,
+        text,
+    )
+
+
+def progress_bar(percent: int) -> str:
+    colour = "#15803d" if percent == 100 else "#2563eb"
+    return format_html(
+        '<div style="width:140px;background:#e5e7eb;border-radius:4px;display:inline-block">'
+        '<div style="width:{}%;background:{};height:10px;border-radius:4px"></div></div> {}%',
+        percent,
+        colour,
+        percent,
+    )
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class SignOffInline(ReadOnlyInline):
+    model = SignOff
+    fields = (
+        "signed_at",
+        "signer_name",
+        "signer_role",
+        "environment",
+        "release",
+        "evidence_url",
+        "notes",
+        "expires_at",
+        "state",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="state")
+    def state(self, obj: SignOff) -> str:
+        from .status import signoff_problem
+
+        problem = signoff_problem(obj)
+        if problem == "revoked":
+            return f"revoked by {obj.revocation.revoked_by_name}: {obj.revocation.reason}"
+        return problem or "active"
+
+
+class ItemEventInline(ReadOnlyInline):
+    model = ItemEvent
+    verbose_name_plural = "history"
+    fields = ("created_at", "actor_name", "action", "from_status", "to_status", "message")
+    readonly_fields = fields
+    ordering = ("-created_at", "-pk")
+
+
+@admin.register(Section)
+class SectionAdmin(admin.ModelAdmin):
+    list_display = ("title", "checklist", "order", "progress", "blocked_by", "not_applicable")
+    list_filter = ("checklist", "not_applicable", "retired")
+    readonly_fields = (
+        "key",
+        "checklist",
+        "title",
+        "description",
+        "order",
+        "not_applicable",
+        "na_reason",
+        "retired",
+    )
+    ordering = ("checklist", "order")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict | None = None
+    ) -> HttpResponse:
+        self._progress = {row.section.pk: row for row in section_progress()}
+        return super().changelist_view(request, extra_context)
+
+    def _row(self, obj: Section) -> Any:
+        progress = getattr(self, "_progress", None) or {r.section.pk: r for r in section_progress()}
+        return progress.get(obj.pk)
+
+    @admin.display(description="progress")
+    def progress(self, obj: Section) -> str:
+        row = self._row(obj)
+        return progress_bar(row.percent) if row else "-"
+
+    @admin.display(description="blocked by")
+    def blocked_by(self, obj: Section) -> str:
+        row = self._row(obj)
+        return ", ".join(s.title for s in row.blocked_by) if row and row.blocked_by else "-"
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "<int:pk>/applicability/",
+                self.admin_site.admin_view(self.applicability_view),
+                name="readiness_section_applicability",
+            ),
+            *super().get_urls(),
+        ]
+
+    def applicability_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        section = get_object_or_404(Section, pk=pk)
+        form = ApplicabilityForm(
+            request.POST or None, initial={"applicable": "0" if not section.not_applicable else "1"}
+        )
+        if request.method == "POST" and form.is_valid():
+            try:
+                signoffs.set_section_applicable(
+                    section,
+                    request.user,
+                    form.cleaned_data["applicable"],
+                    form.cleaned_data["reason"],
+                )
+            except signoffs.SignOffError as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(request, f"Section '{section.title}' updated.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:readiness_section_changelist"))
+        return action_page(request, self, section, form, f"Applicability of '{section.title}'")
+
+
+def action_page(
+    request: HttpRequest,
+    model_admin: admin.ModelAdmin,
+    obj: Any,
+    form: Any,
+    title: str,
+    extra: dict | None = None,
+) -> HttpResponse:
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.model._meta,
+        "original": obj,
+        "form": form,
+        "title": title,
+        **(extra or {}),
+    }
+    return TemplateResponse(request, "admin/readiness/item_action.html", context)
+
+
+@admin.register(ChecklistItem)
+class ChecklistItemAdmin(admin.ModelAdmin):
+    list_display = (
+        "key",
+        "title",
+        "section",
+        "coloured_status",
+        "outcome",
+        "kind",
+        "severity",
+        "owner",
+        "signed_off_by",
+        "signed_off_at",
+    )
+    list_display_links = ("key", "title")
+    list_filter = ("section__checklist", "section", "status", "kind", "severity", "retired")
+    search_fields = ("key", "title", "guidance", "last_message")
+    list_select_related = ("section", "owner", "signed_off_by")
+    autocomplete_fields = ()
+    actions = ("run_selected_checks",)
+    fieldsets = (
+        (None, {"fields": ("key", "title", "section", "kind", "severity", "asvs", "guidance")}),
+        (
+            "State",
+            {
+                "fields": (
+                    "coloured_status",
+                    "last_outcome",
+                    "last_message",
+                    "last_checked",
+                    "not_applicable",
+                    "na_reason",
+                    "signed_off_by",
+                    "signed_off_at",
+                )
+            },
+        ),
+        (
+            "Ownership and evidence",
+            {
+                "fields": (
+                    "owner",
+                    "evidence_text",
+                    "evidence_url",
+                    "signer_role",
+                    "evidence_hint",
+                    "reattest",
+                )
+            },
+        ),
+        ("Automated checks", {"fields": ("recent_results",)}),
+    )
+    readonly_fields = (
+        "key",
+        "title",
+        "section",
+        "kind",
+        "severity",
+        "asvs",
+        "guidance",
+        "coloured_status",
+        "last_outcome",
+        "last_message",
+        "last_checked",
+        "not_applicable",
+        "na_reason",
+        "signed_off_by",
+        "signed_off_at",
+        "signer_role",
+        "evidence_hint",
+        "reattest",
+        "recent_results",
+    )
+    inlines = (SignOffInline, ItemEventInline)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_run_checks_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("readiness.run_checks")
+
+    def has_sign_off_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("readiness.sign_off_item")
+
+    @admin.display(description="status", ordering="status")
+    def coloured_status(self, obj: ChecklistItem) -> str:
+        return badge(obj.get_status_display(), STATUS_COLOURS.get(obj.status, "#000"))
+
+    @admin.display(description="checks", ordering="last_outcome")
+    def outcome(self, obj: ChecklistItem) -> str:
+        if not obj.last_outcome:
+            return "-"
+        return badge(obj.last_outcome, OUTCOME_COLOURS.get(obj.last_outcome, "#000"))
+
+    @admin.display(description="last checked")
+    def last_checked(self, obj: ChecklistItem) -> Any:
+        result = obj.results.order_by("-run__started_at").select_related("run").first()
+        return result.run.started_at if result else "never"
+
+    @admin.display(description="latest results")
+    def recent_results(self, obj: ChecklistItem) -> str:
+        results = list(
+            obj.results.select_related("run").order_by("-run__started_at", "probe_id")[:12]
+        )
+        if not results:
+            return "No automated check has run for this item." if obj.kind != "manual" else "-"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    r.run.started_at.strftime("%Y-%m-%d %H:%M"),
+                    r.probe_id,
+                    badge(r.status, OUTCOME_COLOURS.get(r.status, "#000")),
+                    r.message,
+                    r.hint,
+                )
+                for r in results
+            ),
+        )
+        return format_html(
+            "<table><tr><th>run</th><th>check</th><th>result</th><th>message</th>"
+            "<th>hint</th></tr>{}</table>",
+            rows,
+        )
+
+    def save_model(self, request: HttpRequest, obj: ChecklistItem, form: Any, change: bool) -> None:
+        before = (
+            ChecklistItem.objects.filter(pk=obj.pk)
+            .values("owner_id", "evidence_text", "evidence_url")
+            .first()
+            or {}
+        )
+        super().save_model(request, obj, form, change)
+        signoffs.record_item_edit(obj, before, request.user)
+
+    @admin.action(
+        description="Run the checks of the selected items now", permissions=["run_checks"]
+    )
+    def run_selected_checks(self, request: HttpRequest, queryset: QuerySet) -> None:
+        keys = list(queryset.values_list("key", flat=True))
+        probes = select_probes(items=keys)
+        if not probes:
+            self.message_user(
+                request, "None of the selected items has an automated check.", messages.WARNING
+            )
+            return
+        self._run(request, probes)
+
+    def _run(self, request: HttpRequest, probes: list | None) -> Any:
+        report = run_checks(probes, trigger=CheckRun.Trigger.ADMIN, user=request.user)
+        LogEntry.objects.log_actions(
+            user_id=request.user.pk,
+            queryset=[report.run],
+            action_flag=ADDITION,
+            change_message=f"Ran {len(report.outcomes)} readiness checks",
+            single_object=True,
+        )
+        counts = report.counts()
+        level = messages.ERROR if report.failing_blockers else messages.SUCCESS
+        self.message_user(
+            request,
+            f"Run #{report.run.pk}: {len(report.outcomes)} checks, {counts['pass']} passed, "
+            f"{counts['fail'] + counts['error']} failed, {counts['warn']} warned; "
+            f"{len(report.failing_blockers)} failing blocker(s).",
+            level,
+        )
+        return report
+
+    # --- extra pages -----------------------------------------------------------------------
+
+    def get_urls(self) -> list:
+        wrap = self.admin_site.admin_view
+        return [
+            path("dashboard/", wrap(self.dashboard_view), name="readiness_dashboard"),
+            path("run/", wrap(require_POST(self.run_all_view)), name="readiness_run_all"),
+            path("export/", wrap(self.export_view), name="readiness_export"),
+            path(
+                "<int:pk>/run/", wrap(require_POST(self.run_item_view)), name="readiness_item_run"
+            ),
+            path("<int:pk>/sign-off/", wrap(self.sign_off_view), name="readiness_item_sign_off"),
+            path("<int:pk>/revoke/", wrap(self.revoke_view), name="readiness_item_revoke"),
+            path(
+                "<int:pk>/applicability/",
+                wrap(self.applicability_view),
+                name="readiness_item_applicability",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _require_view(self, request: HttpRequest) -> None:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        self._require_view(request)
+        context = {
+            **self.admin_site.each_context(request),
+            **dashboard_context(),
+            "opts": self.model._meta,
+            "title": "Readiness dashboard",
+            "can_run": self.has_run_checks_permission(request),
+        }
+        return TemplateResponse(request, "admin/readiness/dashboard.html", context)
+
+    def run_all_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_run_checks_permission(request):
+            raise PermissionDenied
+        self._run(request, None)
+        return HttpResponseRedirect(reverse("admin:readiness_dashboard"))
+
+    def run_item_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if not self.has_run_checks_permission(request):
+            raise PermissionDenied
+        item = get_object_or_404(ChecklistItem, pk=pk)
+        probes = select_probes(items=[item.key])
+        if probes:
+            self._run(request, probes)
+        else:
+            self.message_user(request, f"{item.key} has no automated check.", messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:readiness_checklistitem_change", args=[pk]))
+
+    def export_view(self, request: HttpRequest) -> HttpResponse:
+        self._require_view(request)
+        fmt = request.GET.get("format", "md")
+        if fmt not in report_module.FORMATS:
+            return HttpResponse(
+                f"Unknown format {fmt!r}; use md or html.", status=400, content_type="text/plain"
+            )
+        body, content_type = report_module.render_report(fmt)
+        response = HttpResponse(body, content_type=content_type)
+        stamp = timezone.now().strftime("%Y%m%d-%H%M")
+        response["Content-Disposition"] = f'attachment; filename="readiness-{stamp}.{fmt}"'
+        return response
+
+    def sign_off_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        item = get_object_or_404(ChecklistItem.objects.select_related("section"), pk=pk)
+        if not self.has_sign_off_permission(request):
+            raise PermissionDenied
+        form = SignOffForm(request.POST or None, initial={"signer_role": item.signer_role})
+        if request.method == "POST" and form.is_valid():
+            try:
+                signoffs.sign_off(item, request.user, **form.cleaned_data)
+            except signoffs.SignOffError as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(request, f"{item.key} signed off.", messages.SUCCESS)
+                return HttpResponseRedirect(
+                    reverse("admin:readiness_checklistitem_change", args=[pk])
+                )
+        return action_page(
+            request,
+            self,
+            item,
+            form,
+            f"Sign off {item.key}: {item.title}",
+            {"report": item_report(item)},
+        )
+
+    def revoke_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        item = get_object_or_404(ChecklistItem, pk=pk)
+        if not self.has_sign_off_permission(request):
+            raise PermissionDenied
+        form = RevokeForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                signoffs.revoke_latest(item, request.user, form.cleaned_data["reason"])
+            except signoffs.SignOffError as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(request, f"Sign-off of {item.key} revoked.", messages.SUCCESS)
+                return HttpResponseRedirect(
+                    reverse("admin:readiness_checklistitem_change", args=[pk])
+                )
+        return action_page(request, self, item, form, f"Revoke the sign-off of {item.key}")
+
+    def applicability_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        item = get_object_or_404(ChecklistItem, pk=pk)
+        form = ApplicabilityForm(
+            request.POST or None, initial={"applicable": "1" if item.not_applicable else "0"}
+        )
+        if request.method == "POST" and form.is_valid():
+            try:
+                signoffs.set_item_applicable(
+                    item, request.user, form.cleaned_data["applicable"], form.cleaned_data["reason"]
+                )
+            except signoffs.SignOffError as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(request, f"{item.key} updated.", messages.SUCCESS)
+                return HttpResponseRedirect(
+                    reverse("admin:readiness_checklistitem_change", args=[pk])
+                )
+        return action_page(request, self, item, form, f"Applicability of {item.key}")
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        extra_context = {
+            **(extra_context or {}),
+            "can_run": self.has_run_checks_permission(request),
+            "can_sign_off": self.has_sign_off_permission(request),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+class ResultInline(ReadOnlyInline):
+    model = CheckResult
+    fields = (
+        "probe_id",
+        "item",
+        "title",
+        "kind",
+        "severity",
+        "status",
+        "message",
+        "observed",
+        "hint",
+        "duration_ms",
+    )
+    readonly_fields = fields
+
+
+@admin.register(CheckRun)
+class CheckRunAdmin(admin.ModelAdmin):
+    list_display = (
+        "__str__",
+        "trigger",
+        "triggered_by",
+        "network",
+        "failing_blockers",
+        "summary",
+        "duration",
+    )
+    list_filter = ("trigger", "network")
+    readonly_fields = (
+        "started_at",
+        "finished_at",
+        "trigger",
+        "triggered_by",
+        "network",
+        "counts",
+        "failing_blockers",
+    )
+    inlines = (ResultInline,)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="results")
+    def summary(self, obj: CheckRun) -> str:
+        return ", ".join(f"{n} {k}" for k, n in (obj.counts or {}).items() if n)
+
+    @admin.display(description="duration")
+    def duration(self, obj: CheckRun) -> str:
+        if not obj.finished_at:
+            return "-"
+        return f"{(obj.finished_at - obj.started_at).total_seconds():.1f} s"
+
+
+@admin.register(SignOff)
+class SignOffAdmin(admin.ModelAdmin):
+    """Sign-offs are given from an item's page; here they are listed, never edited."""
+
+    list_display = (
+        "item",
+        "signer_name",
+        "signer_role",
+        "signed_at",
+        "environment",
+        "expires_at",
+        "revoked",
+    )
+    list_filter = ("environment", "item__section")
+    search_fields = ("item__key", "signer_name", "notes")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(boolean=True)
+    def revoked(self, obj: SignOff) -> bool:
+        return SignOffRevocation.objects.filter(signoff=obj).exists()

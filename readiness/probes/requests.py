@@ -1,0 +1,744 @@
+"""Kind P: in-process requests through Django's full handler and real middleware stack.
+
+No socket is opened by the probe itself; it uses Django's test ``Client`` with ``secure=True`` and a
+host from ``ALLOWED_HOSTS``. Whatever a probe writes (a session, a temporary user) is rolled back.
+The login and logout probes are marked ``uses_network``: the views they exercise build the Scalekit
+client, which fetches a token.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import import_module
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.http.request import validate_host
+from django.middleware.csrf import get_token
+from django.test import Client, RequestFactory
+
+from .. import contract
+from ..conf import app_settings
+from ..registry import (
+    REQUEST,
+    ProbeContext,
+    ProbeResult,
+    failed,
+    passed,
+    probe,
+    skipped,
+    warned,
+    worst,
+)
+from .hosts import hostname, is_public_suffix_catch_all
+from .settings import PROBE_ORIGIN
+
+URLSAFE_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
+PROBE_MARKER = "readiness_probe_marker"
+
+
+class _Rollback(Exception):
+    pass
+
+
+@contextmanager
+def rolled_back() -> Iterator[None]:
+    """Run the block in a transaction that is always rolled back."""
+    try:
+        with transaction.atomic():
+            yield
+            raise _Rollback
+    except _Rollback:
+        pass
+
+
+def probe_host() -> str:
+    """A host name Django accepts: the public URL's, else the first usable ALLOWED_HOSTS entry."""
+    if app_settings.PUBLIC_URL:
+        return hostname(app_settings.PUBLIC_URL)
+    for host in settings.ALLOWED_HOSTS:
+        if host == "*" or is_public_suffix_catch_all(host):
+            continue
+        return host.lstrip(".") or "localhost"
+    return "localhost"
+
+
+def make_client(**kwargs: Any) -> Client:
+    """A test client as a browser would be: a crashing view is a 500 page, not an exception."""
+    kwargs.setdefault("raise_request_exception", False)
+    return Client(HTTP_HOST=probe_host(), **kwargs)
+
+
+def session_store(key: str | None = None) -> Any:
+    return import_module(settings.SESSION_ENGINE).SessionStore(key)
+
+
+def _flatten(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield str(k)
+            yield from _flatten(v)
+    elif isinstance(value, list | tuple | set):
+        for v in value:
+            yield from _flatten(v)
+    elif value is not None:
+        yield str(value)
+
+
+def session_values(client: Client) -> list[str]:
+    key = client.cookies.get(settings.SESSION_COOKIE_NAME)
+    if key is None or not key.value:
+        return []
+    store = session_store(key.value)
+    return list(_flatten(dict(store.items())))
+
+
+def _location(response: HttpResponse) -> str:
+    return response.get("Location", "")
+
+
+def _is_redirect(response: HttpResponse) -> bool:
+    return response.status_code in (301, 302, 303, 307, 308)
+
+
+def _env_netloc() -> str:
+    return urlsplit(contract.scalekit_setting("ENVIRONMENT_URL") or "").netloc
+
+
+# --- A. Quick checks ---------------------------------------------------------------------------
+
+
+@probe(
+    "readiness.E041",
+    item="A05",
+    title="Proxy header makes requests secure",
+    kind=REQUEST,
+    reads=("SECURE_PROXY_SSL_HEADER", "READINESS.BEHIND_TLS_PROXY"),
+)
+def proxy_header_honoured(ctx: ProbeContext) -> ProbeResult:
+    if not app_settings.BEHIND_TLS_PROXY:
+        return skipped("Not behind a TLS proxy (READINESS['BEHIND_TLS_PROXY'] is False).")
+    header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if not header or len(header) != 2:
+        return failed(
+            "SECURE_PROXY_SSL_HEADER is not set: behind the proxy every request looks like http."
+        )
+    factory = RequestFactory()
+    forwarded = factory.get("/", HTTP_HOST=probe_host(), **{header[0]: header[1]})
+    spoofed = factory.get("/", HTTP_HOST=probe_host(), **{header[0]: "http"})
+    if not forwarded.is_secure():
+        return failed(f"A request with {header[0]}={header[1]} is not seen as secure.")
+    if spoofed.is_secure():
+        return failed(f"A request with {header[0]}=http is seen as secure.")
+    return passed(f"{header[0]}={header[1]} makes request.is_secure() true, and only that value.")
+
+
+@probe(
+    "readiness.E042",
+    item="A07",
+    title="CORS preflight from a foreign origin refused",
+    kind=REQUEST,
+    reads=("MIDDLEWARE",),
+)
+def cors_preflight(ctx: ProbeContext) -> ProbeResult:
+    path = contract.url_path(contract.LOGIN_URL_NAME) or "/"
+    response = make_client().options(
+        path, secure=True, HTTP_ORIGIN=PROBE_ORIGIN, HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET"
+    )
+    allowed = response.get("Access-Control-Allow-Origin")
+    evidence = {"path": path, "status": response.status_code, "allow_origin": allowed}
+    if allowed in ("*", PROBE_ORIGIN):
+        return failed(
+            f"A preflight from {PROBE_ORIGIN} got Access-Control-Allow-Origin: {allowed}.",
+            evidence=evidence,
+        )
+    return passed(
+        f"A preflight from {PROBE_ORIGIN} got no Access-Control-Allow-Origin.", evidence=evidence
+    )
+
+
+# --- B. Core flows -------------------------------------------------------------------------------
+
+
+def _cookie_findings(response: HttpResponse, name: str, label: str) -> list[ProbeResult]:
+    cookie = response.cookies.get(name)
+    if cookie is None:
+        return [failed(f"the {label} cookie {name!r} was not set by the middleware")]
+    findings = []
+    if not cookie["secure"]:
+        findings.append(failed(f"the {label} cookie is sent without Secure"))
+    if label == "session" and not cookie["httponly"]:
+        findings.append(failed("the session cookie is readable by JavaScript (no HttpOnly)"))
+    if str(cookie["samesite"]).lower() != "lax":
+        findings.append(failed(f"the {label} cookie has SameSite={cookie['samesite'] or 'unset'}"))
+    return findings
+
+
+@probe(
+    "readiness.E043",
+    item="B01",
+    title="Session and CSRF cookies on the wire",
+    kind=REQUEST,
+    reads=(
+        "SESSION_COOKIE_SECURE",
+        "SESSION_COOKIE_HTTPONLY",
+        "SESSION_COOKIE_SAMESITE",
+        "CSRF_COOKIE_SECURE",
+        "CSRF_COOKIE_SAMESITE",
+        "CSRF_USE_SESSIONS",
+    ),
+    asvs="3.4.1",
+)
+def cookies_on_the_wire(ctx: ProbeContext) -> ProbeResult:
+    from django.contrib.sessions.middleware import SessionMiddleware
+    from django.middleware.csrf import CsrfViewMiddleware
+
+    def view(request: HttpRequest) -> HttpResponse:
+        request.session[PROBE_MARKER] = "1"
+        get_token(request)
+        return HttpResponse("ok")
+
+    request = RequestFactory().get("/", secure=True, HTTP_HOST=probe_host())
+    handler = SessionMiddleware(CsrfViewMiddleware(view))
+    with rolled_back():
+        response = handler(request)
+    findings = _cookie_findings(response, settings.SESSION_COOKIE_NAME, "session")
+    if not settings.CSRF_USE_SESSIONS:
+        findings += _cookie_findings(response, settings.CSRF_COOKIE_NAME, "CSRF")
+    headers = [str(c.output(header="")).strip() for c in response.cookies.values()]
+    redacted = [re.sub(r"=[^;]*", "=…", h, count=1) for h in headers]
+    return worst(
+        findings,
+        "Session and CSRF cookies are sent Secure, HttpOnly and SameSite=Lax.",
+        evidence={"set_cookie": redacted},
+    )
+
+
+def _login(
+    ctx: ProbeContext, query: dict[str, str] | None = None
+) -> tuple[Client, HttpResponse] | ProbeResult:
+    path = contract.url_path(contract.LOGIN_URL_NAME)
+    if path is None:
+        return failed(f"login view {contract.LOGIN_URL_NAME} is not installed.")
+    client = make_client()
+    response = client.get(path, query or {}, secure=True)
+    if not _is_redirect(response):
+        return failed(
+            f"GET {path} answered {response.status_code}, not a redirect to Scalekit.",
+            evidence={"status": response.status_code},
+        )
+    return client, response
+
+
+@probe(
+    "readiness.E044",
+    item="B10",
+    title="Login sends a strong state and PKCE",
+    kind=REQUEST,
+    reads=("SCALEKIT_AUTH.REDIRECT_URI", "SCALEKIT_AUTH.ENVIRONMENT_URL"),
+    uses_network=True,
+    asvs="2.1.1",
+)
+def login_state_and_pkce(ctx: ProbeContext) -> ProbeResult:
+    with rolled_back():
+        outcome = _login(ctx)
+        if isinstance(outcome, ProbeResult):
+            return outcome
+        client, response = outcome
+        stored = session_values(client)
+    location = urlsplit(_location(response))
+    query = {k: v[0] for k, v in parse_qs(location.query).items()}
+    evidence = {
+        "authorize_host": location.netloc,
+        "authorize_path": location.path,
+        "parameters": sorted(query),
+        "state_length": len(query.get("state", "")),
+        "code_challenge_method": query.get("code_challenge_method", ""),
+    }
+    findings = []
+    if location.netloc != _env_netloc() or location.path != "/oauth/authorize":
+        findings.append(
+            failed(
+                f"login redirects to {location.netloc}{location.path}, not to "
+                f"{_env_netloc()}/oauth/authorize"
+            )
+        )
+    state = query.get("state", "")
+    if len(state) < 32 or not URLSAFE_RE.match(state):
+        findings.append(
+            failed(f"the state has {len(state)} characters; 32 or more URL-safe ones are needed")
+        )
+    elif state not in stored:
+        findings.append(failed("the state is not kept in the server-side session"))
+    if query.get("redirect_uri") != contract.scalekit_setting("REDIRECT_URI"):
+        findings.append(failed("redirect_uri differs from SCALEKIT_AUTH['REDIRECT_URI']"))
+    if not query.get("code_challenge") or query.get("code_challenge_method") != "S256":
+        findings.append(failed("no S256 PKCE code_challenge is sent"))
+    if not query.get("nonce"):
+        findings.append(warned("no nonce is sent"))
+    return worst(
+        findings,
+        "Login sends a 32+ character state kept in the session, an S256 PKCE "
+        "challenge and the exact redirect_uri.",
+        evidence=evidence,
+    )
+
+
+class _ExchangeSpy:
+    """Records calls to the SDK's code exchange made by this thread during a probe."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.thread = threading.get_ident()
+
+    @contextmanager
+    def installed(self) -> Iterator[_ExchangeSpy]:
+        from scalekit import ScalekitClient
+
+        original = ScalekitClient.authenticate_with_code
+        spy = self
+
+        def wrapper(client: Any, *args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() == spy.thread:
+                spy.calls += 1
+            return original(client, *args, **kwargs)
+
+        ScalekitClient.authenticate_with_code = wrapper
+        try:
+            yield self
+        finally:
+            ScalekitClient.authenticate_with_code = original
+
+
+TOKEN_KEY_RE = re.compile(r"(access|refresh|id)_?token", re.IGNORECASE)
+
+
+@probe(
+    "readiness.E045",
+    item="B11",
+    title="Callback rejects a forged state",
+    kind=REQUEST,
+    reads=("ROOT_URLCONF",),
+    asvs="4.2.2",
+)
+def callback_rejects_forged_state(ctx: ProbeContext) -> ProbeResult:
+    path = contract.url_path(contract.CALLBACK_URL_NAME)
+    if path is None:
+        return failed(f"callback view {contract.CALLBACK_URL_NAME} is not installed.")
+    forged = "forged-" + secrets.token_urlsafe(16)
+    with rolled_back(), _ExchangeSpy().installed() as spy:
+        client = make_client()
+        response = client.get(path, {"code": "readiness-probe", "state": forged}, secure=True)
+        key = client.cookies.get(settings.SESSION_COOKIE_NAME)
+        session = dict(session_store(key.value).items()) if key is not None and key.value else {}
+    evidence = {"status": response.status_code, "exchange_calls": spy.calls}
+    findings = []
+    if spy.calls:
+        findings.append(failed("the code was exchanged although the state was forged"))
+    if "_auth_user_id" in session:
+        findings.append(failed("a forged state logged a user in"))
+    if any(TOKEN_KEY_RE.search(k) for k in _flatten(list(session))):
+        findings.append(failed("a forged state left tokens in the session"))
+    login_path = contract.url_path(contract.LOGIN_URL_NAME)
+    if _is_redirect(response):
+        target = urlsplit(_location(response)).path
+        if login_path and target == login_path:
+            findings.append(
+                warned("a forged state redirects to login again instead of showing an error")
+            )
+        else:
+            findings.append(failed(f"a forged state redirects to {target or '/'}"))
+    elif not 400 <= response.status_code < 500:
+        findings.append(
+            failed(f"a forged state answered {response.status_code}; a 4xx is expected")
+        )
+    return worst(
+        findings,
+        f"A forged state gets {response.status_code}, no login, no token, no code exchange.",
+        evidence=evidence,
+    )
+
+
+@probe(
+    "readiness.E046",
+    item="B12",
+    title="Logout clears everything",
+    kind=REQUEST,
+    reads=("SCALEKIT_AUTH.POST_LOGOUT_REDIRECT_URI", "ALLOWED_HOSTS"),
+    uses_network=True,
+    asvs="3.3.1",
+)
+def logout_clears_session(ctx: ProbeContext) -> ProbeResult:
+    path = contract.url_path(contract.LOGOUT_URL_NAME)
+    if path is None:
+        return failed(f"logout view {contract.LOGOUT_URL_NAME} is not installed.")
+    findings = []
+    with rolled_back():
+        store = session_store()
+        store[PROBE_MARKER] = secrets.token_hex(8)
+        store.create()
+        old_key = store.session_key
+        client = make_client()
+        client.cookies[settings.SESSION_COOKIE_NAME] = old_key
+        via_get = client.get(path, secure=True)
+        if session_store().exists(old_key) is False:
+            findings.append(failed("GET on the logout URL ends the session; logout must be POST"))
+            store = session_store()
+            store[PROBE_MARKER] = "again"
+            store.create()
+            old_key = store.session_key
+            client.cookies[settings.SESSION_COOKIE_NAME] = old_key
+        elif via_get.status_code != 405:
+            findings.append(
+                warned(f"GET on the logout URL answered {via_get.status_code}, not 405")
+            )
+        response = client.post(path, secure=True)
+        still_there = session_store().exists(old_key)
+    evidence = {"status": response.status_code}
+    if still_there:
+        findings.append(failed("the old session still exists after logout"))
+    cookie = response.cookies.get(settings.SESSION_COOKIE_NAME)
+    if cookie is None or (cookie.value == old_key):
+        findings.append(failed("the response does not remove the session cookie"))
+    location = urlsplit(_location(response))
+    evidence["location_host"] = location.netloc
+    evidence["location_path"] = location.path
+    if (
+        not _is_redirect(response)
+        or location.netloc != _env_netloc()
+        or location.path != "/oidc/logout"
+    ):
+        findings.append(failed(f"logout does not send the browser to {_env_netloc()}/oidc/logout"))
+    else:
+        target = parse_qs(location.query).get("post_logout_redirect_uri", [""])[0]
+        parts = urlsplit(target)
+        if parts.scheme != "https" or not validate_host(
+            parts.hostname or "", settings.ALLOWED_HOSTS
+        ):
+            findings.append(
+                failed(
+                    f"post_logout_redirect_uri {target or '(none)'} is not https on an allowed host"
+                )
+            )
+    return worst(
+        findings,
+        "Logout deletes the session and its cookie and ends the Scalekit session.",
+        evidence=evidence,
+    )
+
+
+def _protected_urls() -> list[tuple[str, str | None]]:
+    entries = []
+    for entry in app_settings.PROTECTED_URLS:
+        if isinstance(entry, str):
+            entries.append((entry, None))
+        else:
+            path, permission = (list(entry) + [None])[:2]
+            entries.append((path, permission))
+    return entries
+
+
+def _temporary_user(**kwargs: Any) -> Any:
+    user_model = get_user_model()
+    username = "readiness-probe-" + secrets.token_hex(4)
+    fields = {user_model.USERNAME_FIELD: username}
+    if user_model.USERNAME_FIELD != "email" and hasattr(user_model, "email"):
+        fields["email"] = f"{username}@readiness-probe.invalid"
+    user = user_model(**fields, **kwargs)
+    user.set_unusable_password()
+    user.save()
+    return user
+
+
+def _backend() -> str:
+    model_backend = "django.contrib.auth.backends.ModelBackend"
+    backends = list(settings.AUTHENTICATION_BACKENDS)
+    return model_backend if model_backend in backends else backends[0]
+
+
+@probe(
+    "readiness.E047",
+    item="B13",
+    title="Authenticated pages not cached",
+    kind=REQUEST,
+    reads=("READINESS.PROTECTED_URLS",),
+    asvs="8.2.1",
+)
+def no_caching_of_protected_pages(ctx: ProbeContext) -> ProbeResult:
+    urls = _protected_urls()
+    if not urls:
+        return failed(
+            "READINESS['PROTECTED_URLS'] lists no page, so nothing proves it.",
+            hint="List the pages that need a login as (path, permission).",
+        )
+    findings, evidence = [], {}
+    with rolled_back():
+        client = make_client()
+        client.force_login(_temporary_user(is_staff=True, is_superuser=True), backend=_backend())
+        for path, _ in urls:
+            response = client.get(path, secure=True)
+            cache_control = response.get("Cache-Control", "")
+            evidence[path] = {"status": response.status_code, "cache_control": cache_control}
+            if response.status_code != 200:
+                findings.append(failed(f"{path} answered {response.status_code} to a superuser"))
+            elif "no-store" not in cache_control and "private" not in cache_control:
+                findings.append(
+                    failed(f"{path} is cacheable (Cache-Control: {cache_control or 'none'})")
+                )
+    return worst(
+        findings,
+        f"{len(urls)} protected page(s) send Cache-Control no-store or private.",
+        evidence=evidence,
+        hint="Wrap the views in never_cache.",
+    )
+
+
+@probe(
+    "readiness.E048",
+    item="B14",
+    title="Login ignores an off-site next",
+    kind=REQUEST,
+    reads=("ALLOWED_HOSTS",),
+    uses_network=True,
+    asvs="5.1.5",
+)
+def open_redirect_guarded(ctx: ProbeContext) -> ProbeResult:
+    evil = "https://evil.invalid/steal"
+    with rolled_back():
+        outcome = _login(ctx, {"next": evil})
+        if isinstance(outcome, ProbeResult):
+            return outcome
+        client, response = outcome
+        stored = session_values(client)
+    if any("evil.invalid" in value for value in stored):
+        return failed(
+            "The login view stored next=https://evil.invalid in the session: after login "
+            "the user would be sent off-site."
+        )
+    if "evil.invalid" in _location(response):
+        return failed("The login redirect carries the off-site next URL.")
+    return passed("An off-site next is dropped before it reaches the session.")
+
+
+# --- C. Enterprise -------------------------------------------------------------------------------
+
+
+def _row_counts() -> dict[str, int]:
+    counts = {"users": get_user_model().objects.count()}
+    identity = contract.get_model("scalekit_auth", "ScalekitIdentity")
+    if identity is not None:
+        counts["identities"] = identity.objects.count()
+    return counts
+
+
+@probe(
+    "readiness.E049",
+    item="C02",
+    title="Webhook rejects unsigned calls",
+    kind=REQUEST,
+    reads=("SCALEKIT_AUTH.WEBHOOK_SECRET",),
+)
+def webhook_rejects_unsigned(ctx: ProbeContext) -> ProbeResult:
+    path = contract.url_path(contract.WEBHOOK_URL_NAME)
+    if path is None:
+        return failed(f"webhook view {contract.WEBHOOK_URL_NAME} is not installed.")
+    body = (
+        '{"spec_version":"1","id":"evt_readinessprobe","type":"user.organization_membership_'
+        'deleted","object":"OrgMembership","data":{}}'
+    )
+    attempts = {
+        "unsigned": {},
+        "bad signature": {
+            "HTTP_WEBHOOK_ID": "msg_readinessprobe",
+            "HTTP_WEBHOOK_TIMESTAMP": str(int(time.time())),
+            "HTTP_WEBHOOK_SIGNATURE": "v1,aW52YWxpZC1zaWduYXR1cmU=",
+        },
+    }
+    findings, evidence = [], {}
+    with rolled_back():
+        before = _row_counts()
+        client = make_client(enforce_csrf_checks=True)
+        for label, headers in attempts.items():
+            response = client.post(
+                path, body, content_type="application/json", secure=True, **headers
+            )
+            evidence[label] = response.status_code
+            if response.status_code == 403:
+                findings.append(failed(f"the {label} call got 403: is the view CSRF exempt?"))
+            elif response.status_code not in (400, 401):
+                findings.append(failed(f"the {label} call got {response.status_code}, not 400/401"))
+        after = _row_counts()
+    if after != before:
+        findings.append(failed(f"rejected calls still changed rows: {before} -> {after}"))
+    return worst(
+        findings,
+        "Unsigned and wrongly signed webhook calls get 400/401 and change nothing.",
+        evidence=evidence,
+    )
+
+
+@probe(
+    "readiness.E050",
+    item="C03",
+    title="Webhook view accepts POST only",
+    kind=REQUEST,
+    reads=("ROOT_URLCONF",),
+)
+def webhook_post_only(ctx: ProbeContext) -> ProbeResult:
+    path = contract.url_path(contract.WEBHOOK_URL_NAME)
+    if path is None:
+        return failed(f"webhook view {contract.WEBHOOK_URL_NAME} is not installed.")
+    with rolled_back():
+        client = make_client()
+        statuses = {
+            method: getattr(client, method)(path, secure=True).status_code
+            for method in ("get", "put")
+        }
+    wrong = {m: s for m, s in statuses.items() if s != 405}
+    if wrong:
+        return failed(
+            "The webhook view answers "
+            + ", ".join(f"{m.upper()} with {s}" for m, s in wrong.items())
+            + "; only POST is allowed.",
+            evidence=statuses,
+        )
+    return passed("The webhook view answers 405 to everything but POST.", evidence=statuses)
+
+
+@probe(
+    "readiness.E051",
+    item="C04",
+    title="Admin-portal link view protected",
+    kind=REQUEST,
+    reads=("READINESS.ADMIN_PORTAL_URL_NAME",),
+)
+def admin_portal_protected(ctx: ProbeContext) -> ProbeResult:
+    name = app_settings.ADMIN_PORTAL_URL_NAME
+    if not name:
+        return skipped("No admin-portal link view (READINESS['ADMIN_PORTAL_URL_NAME'] is empty).")
+    path = contract.url_path(name)
+    if path is None:
+        return failed(f"admin-portal view {name} is not installed.")
+    env_host = hostname(contract.scalekit_setting("ENVIRONMENT_URL") or "") or "scalekit"
+    findings, evidence = [], {}
+    with rolled_back():
+        anonymous = make_client().get(path, secure=True)
+        member = make_client()
+        member.force_login(_temporary_user(), backend=_backend())
+        plain = member.get(path, secure=True)
+    for label, response in (("anonymous", anonymous), ("non-admin", plain)):
+        evidence[label] = response.status_code
+        if response.status_code not in (302, 401, 403):
+            findings.append(failed(f"an {label} request got {response.status_code}"))
+        if env_host in response.content.decode(errors="replace") or "portal" in _location(response):
+            findings.append(failed(f"an {label} request received a portal link"))
+    return worst(
+        findings, "Anonymous and non-admin requests get no portal link.", evidence=evidence
+    )
+
+
+# --- D. RBAC ---------------------------------------------------------------------------------------
+
+
+def _to_login(response: HttpResponse) -> bool:
+    if not _is_redirect(response):
+        return False
+    target = urlsplit(_location(response)).path
+    candidates = {
+        urlsplit(str(settings.LOGIN_URL)).path,
+        contract.url_path(contract.LOGIN_URL_NAME),
+    }
+    return target in {c for c in candidates if c}
+
+
+@probe(
+    "readiness.E052",
+    item="D01",
+    title="Protected URLs enforced",
+    kind=REQUEST,
+    reads=("READINESS.PROTECTED_URLS", "LOGIN_URL"),
+    asvs="4.1.1",
+)
+def protected_urls_enforced(ctx: ProbeContext) -> ProbeResult:
+    urls = _protected_urls()
+    if not urls:
+        return failed(
+            "READINESS['PROTECTED_URLS'] lists no page, so nothing proves it.",
+            hint="List the pages that need a login as (path, permission).",
+        )
+    findings, evidence = [], {}
+    with rolled_back():
+        member = make_client()
+        member.force_login(_temporary_user(), backend=_backend())
+        for path, permission in urls:
+            anonymous = make_client().get(path, secure=True)
+            row = {"anonymous": anonymous.status_code}
+            if not (_to_login(anonymous) or anonymous.status_code in (401, 403)):
+                findings.append(
+                    failed(
+                        f"{path} answered {anonymous.status_code} to an anonymous "
+                        "request, not a redirect to login"
+                    )
+                )
+            if permission:
+                lacking = member.get(path, secure=True)
+                row["without_permission"] = lacking.status_code
+                if lacking.status_code != 403:
+                    findings.append(
+                        failed(
+                            f"{path} answered {lacking.status_code} to a user without "
+                            f"{permission}, not 403"
+                        )
+                    )
+            evidence[path] = row
+    return worst(
+        findings,
+        f"{len(urls)} protected URL(s) refuse anonymous users and users without the permission.",
+        evidence=evidence,
+    )
+
+
+# --- Error handling --------------------------------------------------------------------------------
+
+DEBUG_MARKERS = (
+    "Using the URLconf defined in",
+    "Traceback",
+    "DEBUG = True",
+    "technical_404",
+    "settings.py",
+    "SECRET_KEY",
+)
+
+
+@probe(
+    "readiness.E053",
+    item="EH1",
+    title="Error pages leak nothing",
+    kind=REQUEST,
+    reads=("DEBUG",),
+    asvs="7.4.1",
+)
+def error_pages_leak_nothing(ctx: ProbeContext) -> ProbeResult:
+    path = f"/readiness-probe-{secrets.token_hex(6)}/"
+    response = make_client().get(path, secure=True)
+    body = response.content.decode(errors="replace")
+    leaks = [marker for marker in DEBUG_MARKERS if marker in body]
+    evidence = {"status": response.status_code, "leaks": leaks}
+    if leaks:
+        return failed(
+            f"The 404 page shows debug information ({', '.join(leaks)}).", evidence=evidence
+        )
+    if response.status_code != 404:
+        return failed(
+            f"An unknown URL answered {response.status_code}, not 404.", evidence=evidence
+        )
+    return passed("An unknown URL gets a plain 404 page.", evidence=evidence)
