@@ -1,0 +1,300 @@
+"""One batch: claim records, send them, write the outcome back. Shared by threads and Celery.
+
+Claiming is one ``UPDATE ... WHERE status = 'pending'`` (or an abandoned ``in_flight``), so two
+workers never hold the same record. The records are then sent one after the other (no database
+access while sending) and written back with one ``bulk_update`` limited to the rows this claim
+still holds. A record taken over from a dead worker is marked ``recheck``: its flow looks it up
+in Scalekit before sending it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.db import connection
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from scalekit_auth.client import get_client
+
+from .conf import app_settings
+from .flows import FLOWS
+from .flows.context import FlowContext, OrganizationRef
+from .gateway import CallStats, Fatal, Gateway, Permanent, ScalekitCallError, Transient
+from .models import ImportRecord, ImportRun
+from .ratelimit import get_rate_limiter
+
+logger = logging.getLogger(__name__)
+
+Status = ImportRecord.Status
+SAVED_FIELDS = [
+    "status",
+    "outcome",
+    "scalekit_id",
+    "attempts",
+    "error_code",
+    "last_error",
+    "retryable",
+    "recheck",
+    "result",
+    "claimed_by",
+    "claimed_at",
+    "updated_at",
+]
+CANCEL_CHECK_EVERY = 25
+
+_sqlite_lock = threading.RLock()
+
+
+@contextmanager
+def ledger_lock():
+    """Serialise ledger access between this process's threads when the database is SQLite.
+
+    SQLite allows one writer, and its shared-cache in-memory databases (the test database)
+    answer a concurrent access with "table is locked" instead of waiting. PostgreSQL needs none.
+    """
+    with _sqlite_lock if connection.vendor == "sqlite" else nullcontext():
+        yield
+
+
+@dataclass
+class BatchResult:
+    kind: str
+    claimed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    released: int = 0
+    stopped: str = ""
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+def run_options(run: ImportRun) -> dict[str, Any]:
+    """The run's options over the app settings: what a batch needs to know."""
+    options = run.options
+    return {
+        "rate": float(options.get("rate") or app_settings.RATE_LIMIT),
+        "burst": options.get("burst") or app_settings.RATE_BURST,
+        "max_attempts": int(options.get("max_attempts") or app_settings.MAX_ATTEMPTS),
+        "send_invitation_email": bool(
+            options.get("send_invitation_email", app_settings.SEND_INVITATION_EMAIL)
+        ),
+        "invite_unverified": bool(
+            options.get("invite_unverified", app_settings.INVITE_UNVERIFIED_EMAILS)
+        ),
+    }
+
+
+_stats = CallStats()
+
+
+def process_stats() -> CallStats:
+    """Counters of every call this process made to Scalekit (for summaries and benchmarks)."""
+    return _stats
+
+
+def build_gateway(run: ImportRun) -> Gateway:
+    options = run_options(run)
+    limiter = get_rate_limiter(
+        f"{app_settings.RATE_LIMITER_KEY}:{_environment_key()}",
+        options["rate"],
+        options["burst"],
+        redis_url=app_settings.REDIS_URL,
+    )
+    return Gateway(
+        get_client(),
+        limiter,
+        default_pause=float(app_settings.RATE_LIMITED_PAUSE_SECONDS),
+        max_rate_limited_wait=float(app_settings.RATE_LIMITED_MAX_WAIT_SECONDS),
+        stats=_stats,
+    )
+
+
+def _environment_key() -> str:
+    from scalekit_auth.conf import app_settings as auth_settings
+
+    return auth_settings.ENVIRONMENT_URL.split("://")[-1].rstrip("/") or "default"
+
+
+def backoff_delay(attempt: int) -> float:
+    base = float(app_settings.BACKOFF_BASE_SECONDS)
+    ceiling = float(app_settings.BACKOFF_MAX_SECONDS)
+    return min(base * (2 ** (attempt - 1)), ceiling) * (0.5 + random.random() * 0.5)
+
+
+def claim(run: ImportRun, kind: str, lo: int, hi: int, token: str) -> list[ImportRecord]:
+    now = timezone.now()
+    stale = now - timedelta(seconds=float(app_settings.LEASE_SECONDS))
+    claimable = Q(status=Status.PENDING) | Q(status=Status.IN_FLIGHT, claimed_at__lt=stale)
+    # A redelivered Celery message carries the same task id: it takes back its own records.
+    claimable |= Q(status=Status.IN_FLIGHT, claimed_by=token)
+    ImportRecord.objects.filter(run=run, kind=kind, id__gte=lo, id__lte=hi).filter(
+        claimable
+    ).update(
+        status=Status.IN_FLIGHT,
+        claimed_by=token,
+        claimed_at=now,
+        first_claimed_at=Coalesce(F("first_claimed_at"), Value(now)),
+        recheck=Case(When(status=Status.IN_FLIGHT, then=Value(True)), default=F("recheck")),
+    )
+    return list(
+        ImportRecord.objects.filter(
+            run=run, kind=kind, id__gte=lo, id__lte=hi, claimed_by=token, status=Status.IN_FLIGHT
+        )
+    )
+
+
+def load_organizations(run: ImportRun, records: list[ImportRecord]) -> dict[str, OrganizationRef]:
+    wanted = {
+        m["organization"] for record in records for m in record.payload.get("memberships", [])
+    }
+    refs: dict[str, OrganizationRef] = {}
+    rows = (
+        run.records.filter(kind=ImportRecord.Kind.ORGANIZATION, key__in=list(wanted))
+        .exclude(status=Status.INVALID)
+        .values_list("key", "status", "scalekit_id", "last_error", "retryable")
+    )
+    for key, status, scalekit_id, error, retryable in rows:
+        refs[key] = OrganizationRef(key, status, scalekit_id, error, retryable)
+    return refs
+
+
+def process_record(
+    record: ImportRecord, flow: Callable, ctx: FlowContext, max_attempts: int
+) -> None:
+    """Send one record, retrying transient errors with jittered backoff; never raises but Fatal."""
+    for attempt in range(1, max_attempts + 1):
+        record.attempts += 1
+        try:
+            flow(record, ctx)
+            return
+        except Fatal:
+            raise
+        except Permanent as exc:
+            fail(record, exc, retryable=False)
+            return
+        except Transient as exc:
+            # The call may have reached Scalekit before failing: look before sending again.
+            record.recheck = True
+            if exc.code == "dependency" or attempt == max_attempts:
+                fail(record, exc, retryable=True)
+                return
+            time.sleep(backoff_delay(attempt))
+        except ScalekitCallError as exc:  # AlreadyExists / NotFound a flow did not expect
+            fail(record, exc, retryable=False)
+            return
+        except Exception:
+            logger.exception("migration: unexpected error on %s record %s", record.kind, record.pk)
+            record.recheck = True
+            fail(
+                record,
+                Permanent("unexpected error (see the worker log)", "unexpected"),
+                retryable=True,
+            )
+            return
+
+
+def fail(record: ImportRecord, exc: ScalekitCallError, *, retryable: bool) -> None:
+    record.status = Status.FAILED
+    record.error_code = exc.code[:40]
+    record.last_error = exc.message
+    record.retryable = retryable
+
+
+def run_batch(
+    run_id: int,
+    kind: str,
+    lo: int,
+    hi: int,
+    *,
+    token: str | None = None,
+    on_record: Callable[[ImportRecord], None] | None = None,
+) -> BatchResult:
+    """Claim the records ``lo..hi`` of ``kind``, send them and save the outcome."""
+    token = token or uuid.uuid4().hex
+    result = BatchResult(kind=kind)
+    with ledger_lock():
+        run = ImportRun.objects.get(pk=run_id)
+        if run.status != ImportRun.Status.RUNNING:
+            result.stopped = run.status
+            return result
+        records = claim(run, kind, lo, hi, token)
+        organizations = load_organizations(run, records) if kind == ImportRecord.Kind.USER else {}
+    result.claimed = len(records)
+    if not records:
+        return result
+    options = run_options(run)
+    ctx = FlowContext(
+        gateway=build_gateway(run),
+        send_invitation_email=options["send_invitation_email"],
+        invite_unverified=options["invite_unverified"],
+        organizations=organizations,
+        existing_roles=set(run.options.get("existing_roles", [])),
+    )
+    flow = FLOWS[kind]
+    done = 0
+    fatal: Fatal | None = None
+    try:
+        for index, record in enumerate(records):
+            if index and index % CANCEL_CHECK_EVERY == 0 and run_stopped(run_id):
+                result.stopped = "cancelled"
+                break
+            process_record(record, flow, ctx, options["max_attempts"])
+            done += 1
+            if on_record:
+                on_record(record)
+    except Fatal as exc:
+        fatal = exc
+    finally:
+        save(records, done, token, result)
+    if fatal is not None:
+        stop_run(run_id, f"Scalekit refused the credentials: {fatal.message}")
+        result.stopped = "failed"
+    return result
+
+
+def save(records: list[ImportRecord], done: int, token: str, result: BatchResult) -> None:
+    now = timezone.now()
+    for record in records[:done]:
+        if record.status == Status.IN_FLIGHT:  # a flow that returned without a verdict
+            record.status = Status.PENDING
+        record.claimed_by = ""
+        record.updated_at = now
+        if record.status == Status.SUCCEEDED:
+            result.succeeded += 1
+            result.outcomes[record.outcome] = result.outcomes.get(record.outcome, 0) + 1
+        elif record.status == Status.FAILED:
+            result.failed += 1
+    for record in records[done:]:
+        record.status = Status.PENDING
+        record.claimed_by = ""
+        record.claimed_at = None
+        record.updated_at = now
+        result.released += 1
+    with ledger_lock():
+        # Only rows this claim still holds: a worker that lost its lease changes nothing.
+        ImportRecord.objects.filter(claimed_by=token).bulk_update(
+            records, SAVED_FIELDS, batch_size=500
+        )
+
+
+def run_stopped(run_id: int) -> bool:
+    with ledger_lock():
+        status = ImportRun.objects.filter(pk=run_id).values_list("status", flat=True).first()
+    return status != ImportRun.Status.RUNNING
+
+
+def stop_run(run_id: int, message: str) -> None:
+    with ledger_lock():
+        ImportRun.objects.filter(pk=run_id, status=ImportRun.Status.RUNNING).update(
+            status=ImportRun.Status.FAILED, message=message, finished_at=timezone.now()
+        )

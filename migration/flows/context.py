@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..gateway import Gateway, Permanent, Transient
+from ..models import ImportRecord
+
+Outcome = ImportRecord.Outcome
+
+
+@dataclass
+class OrganizationRef:
+    """What the batch knows about an organization a user names, from this run's ledger."""
+
+    external_id: str
+    status: str
+    scalekit_id: str = ""
+    error: str = ""
+    retryable: bool = False
+
+
+@dataclass
+class FlowContext:
+    gateway: Gateway
+    send_invitation_email: bool = False
+    invite_unverified: bool = False
+    organizations: dict[str, OrganizationRef] = field(default_factory=dict)
+    existing_roles: set[str] = field(default_factory=set)
+    permissions: set[str] | None = None
+
+    def invite(self, payload: dict[str, Any]) -> bool:
+        if self.send_invitation_email:
+            return True
+        return self.invite_unverified and not payload.get("email_verified", False)
+
+    def organization_id(self, external_id: str) -> str:
+        ref = self.organizations.get(external_id)
+        if ref is None:
+            raise Permanent(f"organization {external_id!r} is not part of this run", "dependency")
+        if ref.status == ImportRecord.Status.SUCCEEDED and ref.scalekit_id:
+            return ref.scalekit_id
+        reason = f": {ref.error}" if ref.error else ""
+        message = f"organization {external_id!r} was not imported ({ref.status}{reason})"
+        if ref.status == ImportRecord.Status.FAILED and not ref.retryable:
+            raise Permanent(message, "dependency")
+        raise Transient(message, "dependency")
+
+
+def created_or_existing(record: ImportRecord, create_time: Any) -> str:
+    """Whether an object found in Scalekit was created by this run (by an earlier attempt).
+
+    An object created after this record was first claimed can only come from this run's own
+    earlier attempt (a crash or a lost answer); anything older was already there. This relies on
+    the clocks of Scalekit and this host agreeing to within the time between two runs.
+    """
+    if record.first_claimed_at is None or create_time is None or not create_time.seconds:
+        return Outcome.EXISTING
+    created = datetime.fromtimestamp(create_time.seconds + create_time.nanos / 1e9, tz=UTC)
+    return Outcome.CREATED if created >= record.first_claimed_at else Outcome.EXISTING
+
+
+def succeed(record: ImportRecord, scalekit_id: str, outcome: str) -> None:
+    record.status = ImportRecord.Status.SUCCEEDED
+    record.scalekit_id = scalekit_id
+    record.outcome = outcome
+    record.error_code = ""
+    record.last_error = ""
+    record.retryable = False
+    record.recheck = False

@@ -1,0 +1,131 @@
+"""A user with every membership and role the source gives it.
+
+Created with ``create_user_and_membership`` in the first organization, then
+``create_membership`` for each other one. A user Scalekit already has (found by external id,
+then by email) is not skipped: its missing memberships are created and missing roles added, so
+the user always ends with everything the source asks for. Roles it has beyond that are kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..gateway import AlreadyExists, NotFound, Permanent, memberships_of
+from ..models import ImportRecord
+from .context import FlowContext, created_or_existing, succeed
+
+Outcome = ImportRecord.Outcome
+
+
+def find_user(payload: dict[str, Any], organization_ids: list[str], ctx: FlowContext) -> Any | None:
+    if payload.get("external_id"):
+        user = ctx.gateway.find_user_by_external_id(payload["external_id"])
+        if user is not None:
+            return user
+    return ctx.gateway.find_user_by_email(payload["email"], organization_ids)
+
+
+def import_user(record: ImportRecord, ctx: FlowContext) -> None:
+    payload = record.payload
+    invite = ctx.invite(payload)
+    targets = [
+        (ctx.organization_id(m["organization"]), list(m["roles"])) for m in payload["memberships"]
+    ]
+    organization_ids = [organization_id for organization_id, _ in targets]
+
+    user = None
+    outcome = record.outcome or Outcome.EXISTING
+    if record.scalekit_id and record.status == ImportRecord.Status.IN_FLIGHT:
+        # An earlier attempt of this claim got as far as creating or finding the user.
+        try:
+            user = ctx.gateway.get_user(record.scalekit_id)
+        except NotFound:
+            user = None
+    if user is None and record.recheck:
+        user = find_user(payload, organization_ids, ctx)
+        if user is not None:
+            outcome = created_or_existing(record, user.create_time)
+    if user is None:
+        first_org, first_roles = targets[0]
+        try:
+            user = ctx.gateway.create_user(first_org, payload, first_roles, invite=invite)
+            outcome = Outcome.CREATED
+        except AlreadyExists as exc:
+            user = find_user(payload, organization_ids, ctx)
+            if user is None:
+                raise Permanent(
+                    f"Scalekit refused the user as a duplicate ({exc.message}) but no user has "
+                    f"external id {payload.get('external_id')!r} or email {payload['email']!r}",
+                    "conflict",
+                ) from None
+            outcome = created_or_existing(record, user.create_time)
+    record.scalekit_id = user.id
+    record.outcome = outcome
+
+    user, outcome = reconcile_identity(user, payload, outcome, ctx)
+    user, outcome = reconcile_memberships(record, user, targets, outcome, invite, ctx)
+    succeed(record, user.id, outcome)
+
+
+def reconcile_identity(
+    user: Any, payload: dict[str, Any], outcome: str, ctx: FlowContext
+) -> tuple[Any, str]:
+    if user.email.lower() != payload["email"].lower():
+        raise Permanent(
+            f"external id {payload['external_id']!r} belongs to Scalekit user {user.id} with "
+            f"email {user.email!r}, not {payload['email']!r}",
+            "identity_conflict",
+        )
+    wanted = payload.get("external_id") or ""
+    if wanted and user.external_id != wanted:
+        if user.external_id:
+            raise Permanent(
+                f"email {payload['email']!r} belongs to Scalekit user {user.id} with external id "
+                f"{user.external_id!r}, not {wanted!r}",
+                "identity_conflict",
+            )
+        user = ctx.gateway.set_user_external_id(user.id, wanted)
+        if outcome != Outcome.CREATED:
+            outcome = Outcome.UPDATED
+    return user, outcome
+
+
+def reconcile_memberships(
+    record: ImportRecord,
+    user: Any,
+    targets: list[tuple[str, list[str]]],
+    outcome: str,
+    invite: bool,
+    ctx: FlowContext,
+) -> tuple[Any, str]:
+    current = memberships_of(user)
+    added: list[str] = list(record.result.get("created_memberships", []))
+    for organization_id, roles in targets:
+        if organization_id not in current:
+            try:
+                user = ctx.gateway.create_membership(organization_id, user.id, roles, invite=invite)
+            except AlreadyExists:
+                user = ctx.gateway.get_user(user.id)
+            else:
+                if outcome != Outcome.CREATED and organization_id not in added:
+                    added.append(organization_id)
+            if outcome != Outcome.CREATED:
+                outcome = Outcome.UPDATED
+            current = memberships_of(user)
+            if organization_id not in current:
+                # Some answers carry no memberships: ask for the user as Scalekit now has it.
+                user = ctx.gateway.get_user(user.id)
+                current = memberships_of(user)
+        have = current.get(organization_id, set())
+        missing = [role for role in roles if role not in have]
+        if missing:
+            wanted = sorted(have) + missing
+            user = ctx.gateway.update_membership_roles(organization_id, user.id, wanted)
+            current = memberships_of(user)
+            if organization_id not in current:
+                current[organization_id] = set(wanted)
+            if outcome != Outcome.CREATED:
+                outcome = Outcome.UPDATED
+    if added:
+        record.result = {**record.result, "created_memberships": added}
+    return user, outcome

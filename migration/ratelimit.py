@@ -1,0 +1,174 @@
+"""One rate limit for every thread and worker of an import: a token bucket.
+
+With Redis (``MIGRATION['REDIS_URL']``, by default the project's ``REDIS_URL``) the bucket lives
+in one Redis hash, updated atomically by a Lua script that reads the Redis server's clock, so
+workers on different machines share it without clock skew. Without Redis it is a bucket in this
+process, shared by its threads.
+
+A RESOURCE_EXHAUSTED answer from Scalekit calls ``pause(seconds)``: the bucket refuses every
+token until then, and restarts empty so the workers do not all fire at the same instant.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from typing import Protocol
+
+_ACQUIRE = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'pause_until')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+local pause_until = tonumber(state[3]) or 0
+if now < pause_until then
+  return tostring(pause_until - now)
+end
+if tokens == nil then
+  tokens = burst
+  ts = now
+end
+if ts > now then ts = now end
+tokens = math.min(burst, tokens + (now - ts) * rate)
+local wait = 0
+if tokens >= cost then
+  tokens = tokens - cost
+else
+  wait = (cost - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('EXPIRE', KEYS[1], 3600)
+return tostring(wait)
+"""
+
+_PAUSE = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
+local until_ = now + tonumber(ARGV[1])
+local current = tonumber(redis.call('HGET', KEYS[1], 'pause_until')) or 0
+if until_ > current then
+  redis.call('HSET', KEYS[1], 'pause_until', tostring(until_), 'tokens', '0', 'ts', tostring(until_))
+  redis.call('HINCRBY', KEYS[1], 'pauses', 1)
+end
+redis.call('EXPIRE', KEYS[1], 3600)
+return tostring(math.max(until_, current) - now)
+"""
+
+
+class RateLimiter(Protocol):
+    def acquire(self) -> float:
+        """Block until one request may go; return the seconds waited."""
+
+    def pause(self, seconds: float) -> None:
+        """Let no request go for ``seconds`` (every worker sharing the bucket)."""
+
+    def pauses(self) -> int:
+        """How many pauses were started (for reports)."""
+
+
+class LocalTokenBucket:
+    """The bucket in this process, shared by its threads."""
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        self.rate = float(rate)
+        self.burst = float(burst or max(1.0, rate))
+        self.tokens = self.burst
+        self.stamp = time.monotonic()
+        self.pause_until = 0.0
+        self.pause_count = 0
+        self.lock = threading.Lock()
+
+    def _try(self) -> float:
+        with self.lock:
+            now = time.monotonic()
+            if now < self.pause_until:
+                return self.pause_until - now
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return 0.0
+            return (1 - self.tokens) / self.rate
+
+    def acquire(self) -> float:
+        return _acquire_loop(self._try)
+
+    def pause(self, seconds: float) -> None:
+        with self.lock:
+            until = time.monotonic() + seconds
+            if until > self.pause_until:
+                self.pause_until = until
+                self.tokens = 0.0
+                self.stamp = until
+                self.pause_count += 1
+
+    def pauses(self) -> int:
+        return self.pause_count
+
+
+class RedisTokenBucket:
+    """The bucket in Redis, shared by every process that uses the same key."""
+
+    def __init__(self, url: str, key: str, rate: float, burst: float | None = None) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(url)
+        self.key = key
+        self.rate = float(rate)
+        self.burst = float(burst or max(1.0, rate))
+        self._acquire = self.client.register_script(_ACQUIRE)
+        self._pause = self.client.register_script(_PAUSE)
+
+    def _try(self) -> float:
+        return float(self._acquire(keys=[self.key], args=[self.rate, self.burst, 1]))
+
+    def acquire(self) -> float:
+        return _acquire_loop(self._try)
+
+    def pause(self, seconds: float) -> None:
+        self._pause(keys=[self.key], args=[max(float(seconds), 0.0)])
+
+    def pauses(self) -> int:
+        return int(self.client.hget(self.key, "pauses") or 0)
+
+    def reset(self) -> None:
+        self.client.delete(self.key)
+
+
+def _acquire_loop(attempt: callable) -> float:
+    waited = 0.0
+    while True:
+        wait = attempt()
+        if wait <= 0:
+            return waited
+        # Sleep a little less than asked, plus jitter, so waiting threads do not move in lockstep.
+        delay = min(wait, 1.0) * (0.9 + random.random() * 0.2)
+        time.sleep(delay)
+        waited += delay
+
+
+_local_lock = threading.Lock()
+_local_buckets: dict[tuple[str, float, float | None], LocalTokenBucket] = {}
+
+
+def get_rate_limiter(
+    key: str, rate: float, burst: float | None = None, redis_url: str = ""
+) -> RateLimiter:
+    """The shared bucket for ``key``: in Redis when ``redis_url`` is set, else in this process."""
+    if redis_url:
+        return RedisTokenBucket(redis_url, key, rate, burst)
+    with _local_lock:
+        bucket = _local_buckets.get((key, rate, burst))
+        if bucket is None:
+            bucket = _local_buckets[(key, rate, burst)] = LocalTokenBucket(rate, burst)
+        return bucket
+
+
+def reset_local_buckets() -> None:
+    with _local_lock:
+        _local_buckets.clear()

@@ -1,0 +1,389 @@
+"""Running an import: roles, then organizations, then users, in-process or on Celery.
+
+The phases are strictly ordered: users are only sent once no organization of the run is pending
+or in flight. In-process, the phases run one after the other on a thread pool; on Celery, the
+batch task that finds its phase finished advances the run (a compare-and-set on ``phase``, so
+exactly one does) and queues the next phase's batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from .batches import BatchResult, build_gateway, ledger_lock, run_batch
+from .conf import app_settings
+from .gateway import Fatal, ScalekitCallError
+from .models import ImportRecord, ImportRun
+
+logger = logging.getLogger(__name__)
+
+Kind = ImportRecord.Kind
+Status = ImportRecord.Status
+Phase = ImportRun.Phase
+PHASES = [
+    (Phase.ROLES, Kind.ROLE),
+    (Phase.ORGANIZATIONS, Kind.ORGANIZATION),
+    (Phase.USERS, Kind.USER),
+]
+NEXT_PHASE = {
+    Phase.ROLES: Phase.ORGANIZATIONS,
+    Phase.ORGANIZATIONS: Phase.USERS,
+    Phase.USERS: Phase.DONE,
+}
+KIND_OF = dict(PHASES)
+
+
+class RunStopped(Exception):
+    """The run cannot go on (missing roles, rejected credentials); ``run.message`` says why."""
+
+
+@dataclass
+class RolesPlan:
+    existing: set[str] = field(default_factory=set)
+    referenced: set[str] = field(default_factory=set)
+    to_create: set[str] = field(default_factory=set)
+    missing: set[str] = field(default_factory=set)
+    undefined: set[str] = field(default_factory=set)
+    invalidated_users: int = 0
+
+
+def batch_size(run: ImportRun) -> int:
+    return int(run.options.get("batch_size") or app_settings.BATCH_SIZE)
+
+
+def concurrency(run: ImportRun) -> int:
+    return int(run.options.get("concurrency") or app_settings.CONCURRENCY)
+
+
+def work_ranges(run: ImportRun, kind: str) -> list[tuple[int, int]]:
+    """Id ranges of ``batch_size`` records of ``kind`` that still need sending."""
+    size = batch_size(run)
+    ranges: list[tuple[int, int]] = []
+    with ledger_lock():
+        ids = (
+            run.records.filter(kind=kind, status__in=[Status.PENDING, Status.IN_FLIGHT])
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
+        chunk: list[int] = []
+        for pk in ids.iterator(chunk_size=2000):
+            chunk.append(pk)
+            if len(chunk) == size:
+                ranges.append((chunk[0], chunk[-1]))
+                chunk = []
+        if chunk:
+            ranges.append((chunk[0], chunk[-1]))
+    return ranges
+
+
+# roles --------------------------------------------------------------------------------------
+def plan_roles(run: ImportRun, *, dry_run: bool = False) -> RolesPlan:
+    """Compare the roles the memberships name with Scalekit's; stop or mark rows as needed.
+
+    Roles named but missing in Scalekit are created from the source's role definitions; with
+    ``require_roles`` the run stops with their list instead. A role neither in Scalekit nor
+    defined in the source makes the users naming it invalid (Scalekit would silently ignore it).
+    """
+    gateway = build_gateway(run)
+    plan = RolesPlan()
+    plan.existing = {role.name for role in gateway.list_roles()}
+    plan.referenced = set(run.options.get("referenced_roles", []))
+    with ledger_lock():
+        defined = set(
+            run.records.filter(kind=Kind.ROLE)
+            .exclude(status=Status.INVALID)
+            .values_list("key", flat=True)
+        )
+    plan.missing = plan.referenced - plan.existing
+    plan.to_create = defined - plan.existing
+    plan.undefined = plan.missing - defined
+    if dry_run:
+        return plan
+    if run.options.get("require_roles") and plan.missing:
+        stop(run, "roles missing in Scalekit (--require-roles): " + ", ".join(sorted(plan.missing)))
+        raise RunStopped(run.message)
+    run.options = {**run.options, "existing_roles": sorted(plan.existing)}
+    with ledger_lock():
+        ImportRun.objects.filter(pk=run.pk).update(options=run.options)
+        if plan.undefined:
+            plan.invalidated_users = invalidate_users_with_roles(run, plan.undefined)
+    return plan
+
+
+def invalidate_users_with_roles(run: ImportRun, roles: set[str]) -> int:
+    changed: list[ImportRecord] = []
+    pending = run.records.filter(kind=Kind.USER, status=Status.PENDING).only("id", "payload")
+    for record in pending.iterator(chunk_size=2000):
+        named = [r for m in record.payload.get("memberships", []) for r in m["roles"] if r in roles]
+        if named:
+            record.status = Status.INVALID
+            record.error_code = "unknown_role"
+            record.last_error = (
+                f"memberships: unknown role {named[0]!r} (not in Scalekit and not defined in the "
+                "roles source)"
+            )
+            changed.append(record)
+    ImportRecord.objects.bulk_update(
+        changed, ["status", "error_code", "last_error"], batch_size=500
+    )
+    return len(changed)
+
+
+# state changes ------------------------------------------------------------------------------
+def start(run: ImportRun) -> None:
+    run.status = ImportRun.Status.RUNNING
+    run.started_at = run.started_at or timezone.now()
+    run.finished_at = None
+    run.message = ""
+    with ledger_lock():
+        run.save(update_fields=["status", "started_at", "finished_at", "message"])
+
+
+def stop(run: ImportRun, message: str, status: str = ImportRun.Status.FAILED) -> None:
+    run.status = status
+    run.message = message
+    run.finished_at = timezone.now()
+    with ledger_lock():
+        run.save(update_fields=["status", "message", "finished_at"])
+        run.refresh_counts()
+
+
+def finalize(run: ImportRun) -> ImportRun:
+    with ledger_lock():
+        run.refresh_from_db()
+        if run.status != ImportRun.Status.RUNNING:
+            return run
+        unfinished = run.records.filter(status__in=[Status.PENDING, Status.IN_FLIGHT]).exists()
+        if unfinished:
+            return run
+        run.finished_at = timezone.now()
+        run.phase = Phase.DONE
+        run.refresh_counts(save=False)
+        problems = run.count("failed") + run.count("invalid")
+        run.status = (
+            ImportRun.Status.COMPLETED_WITH_ERRORS if problems else ImportRun.Status.COMPLETED
+        )
+        run.save(update_fields=["finished_at", "phase", "status", "counts", "throughput"])
+    return run
+
+
+def cancel(run: ImportRun) -> bool:
+    """Stop a run: workers finish the record in hand and put the rest back (resumable)."""
+    with ledger_lock():
+        changed = ImportRun.objects.filter(
+            pk=run.pk, status__in=[ImportRun.Status.PENDING, ImportRun.Status.RUNNING]
+        ).update(status=ImportRun.Status.CANCELLED, finished_at=timezone.now(), message="cancelled")
+    run.refresh_from_db()
+    return bool(changed)
+
+
+def prepare_resume(
+    run: ImportRun, *, takeover: bool = False, retry_failed: bool = False
+) -> dict[str, int]:
+    """Put back what a resume should send: failed-transient records (all failed ones with
+    ``retry_failed``), and with ``takeover`` every in-flight record (the operator says no worker
+    is alive; without it, only those whose lease expired are taken over)."""
+    with ledger_lock():
+        failed = run.records.filter(status=Status.FAILED)
+        if not retry_failed:
+            failed = failed.filter(retryable=True)
+        requeued = failed.update(status=Status.PENDING, recheck=True, claimed_by="")
+        taken = 0
+        if takeover:
+            taken = run.records.filter(status=Status.IN_FLIGHT).update(
+                status=Status.PENDING, recheck=True, claimed_by=""
+            )
+        ImportRun.objects.filter(pk=run.pk).update(phase=Phase.ROLES)
+        run.refresh_from_db()
+        run.refresh_counts()
+    return {"requeued_failed": requeued, "taken_over": taken}
+
+
+# in-process ---------------------------------------------------------------------------------
+ProgressCallback = Callable[[BatchResult], None]
+
+
+def execute(run: ImportRun, *, progress: ProgressCallback | None = None) -> ImportRun:
+    """Run every phase in this process on a thread pool; returns the finished (or stopped) run."""
+    start(run)
+    try:
+        for phase, kind in PHASES:
+            run.phase = phase
+            with ledger_lock():
+                ImportRun.objects.filter(pk=run.pk).update(phase=phase)
+            if phase == Phase.ROLES:
+                plan_roles(run)
+            run_phase_inprocess(run, kind, progress)
+            with ledger_lock():
+                run.refresh_from_db()
+                run.refresh_counts()
+            if run.status != ImportRun.Status.RUNNING:
+                return run
+    except RunStopped:
+        return run
+    except Fatal as exc:
+        stop(run, f"Scalekit refused the credentials: {exc.message}")
+        return run
+    except ScalekitCallError as exc:
+        stop(run, f"Scalekit could not be reached: {exc.message}")
+        return run
+    return finalize(run)
+
+
+def run_phase_inprocess(run: ImportRun, kind: str, progress: ProgressCallback | None) -> None:
+    ranges = work_ranges(run, kind)
+    if not ranges:
+        return
+    workers = 1 if kind == Kind.ROLE else max(1, min(concurrency(run), len(ranges)))
+
+    def work(lo: int, hi: int) -> BatchResult:
+        try:
+            return run_batch(run.pk, kind, lo, hi, token=uuid.uuid4().hex)
+        finally:
+            if connection.vendor != "sqlite":
+                connection.close()
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="migration") as pool:
+        futures = [pool.submit(work, lo, hi) for lo, hi in ranges]
+        for future in as_completed(futures):
+            result = future.result()
+            if progress:
+                progress(result)
+            if result.stopped:
+                for other in futures:
+                    other.cancel()
+
+
+# Celery -------------------------------------------------------------------------------------
+def dispatch(run: ImportRun) -> None:
+    """Hand the run to Celery (``--async``): a worker plans the roles and queues the batches."""
+    from .tasks import start_run
+
+    start(run)
+    start_run.delay(run.pk)
+
+
+def begin_async(run_id: int) -> None:
+    """Body of the ``start_run`` task: plan roles, then queue the first phase with work."""
+    run = ImportRun.objects.get(pk=run_id)
+    if run.status != ImportRun.Status.RUNNING:
+        return
+    ImportRun.objects.filter(pk=run.pk).update(phase=Phase.ROLES)
+    try:
+        plan_roles(run)
+    except RunStopped:
+        return
+    except Fatal as exc:
+        stop(run, f"Scalekit refused the credentials: {exc.message}")
+        return
+    except ScalekitCallError as exc:
+        stop(run, f"Scalekit could not be reached: {exc.message}")
+        return
+    queue_phase(run, Phase.ROLES)
+
+
+def queue_phase(run: ImportRun, phase: str) -> None:
+    """Queue the batches of ``phase``, or move on at once when it has nothing to send."""
+    from .tasks import process_batch
+
+    while phase != Phase.DONE:
+        ranges = work_ranges(run, KIND_OF[phase])
+        if ranges:
+            for lo, hi in ranges:
+                process_batch.delay(run.pk, KIND_OF[phase], lo, hi)
+            return
+        following = NEXT_PHASE[phase]
+        if not ImportRun.objects.filter(pk=run.pk, phase=phase).update(phase=following):
+            return
+        phase = following
+    finalize(run)
+
+
+def advance(run_id: int, kind: str) -> None:
+    """After a batch: if its phase has nothing pending or in flight, exactly one caller moves on."""
+    run = ImportRun.objects.get(pk=run_id)
+    run.refresh_counts()
+    if run.status != ImportRun.Status.RUNNING:
+        return
+    phase = {k: p for p, k in PHASES}[kind]
+    if run.records.filter(kind=kind, status__in=[Status.PENDING, Status.IN_FLIGHT]).exists():
+        return
+    following = NEXT_PHASE[phase]
+    if ImportRun.objects.filter(pk=run_id, phase=phase).update(phase=following) != 1:
+        return
+    queue_phase(run, following)
+
+
+def iter_phases() -> Iterator[tuple[str, str]]:
+    yield from PHASES
+
+
+def summary(run: ImportRun) -> dict[str, Any]:
+    """The run as a dict for tables and ``--json``."""
+    run.refresh_counts()
+    kinds = {}
+    for kind in (Kind.ROLE, Kind.ORGANIZATION, Kind.USER):
+        counts = run.counts.get(kind, {})
+        kinds[kind] = {
+            "rows": sum(n for key, n in counts.items() if not key.startswith("outcome_")),
+            "created": counts.get("outcome_created", 0),
+            "existing": counts.get("outcome_existing", 0),
+            "updated": counts.get("outcome_updated", 0),
+            "failed": counts.get("failed", 0),
+            "invalid": counts.get("invalid", 0),
+            "pending": counts.get("pending", 0) + counts.get("in_flight", 0),
+            "rolled_back": counts.get("rolled_back", 0),
+        }
+    return {
+        "run": run.pk,
+        "source": run.source,
+        "checksum": run.checksum,
+        "status": run.status,
+        "phase": run.phase,
+        "dry_run": run.dry_run,
+        "message": run.message,
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "throughput_per_s": run.throughput,
+        "progress": round(run.progress, 4),
+        "eta_seconds": run.eta.total_seconds() if run.eta else None,
+        "verified_at": run.verified_at.isoformat() if run.verified_at else None,
+        "differences": run.differences,
+        "kinds": kinds,
+    }
+
+
+def broker_configured() -> bool:
+    """Whether batches go to Celery: a broker is configured (``REDIS_URL``)."""
+    from django.conf import settings
+
+    return bool(getattr(settings, "REDIS_URL", ""))
+
+
+def launch(run: ImportRun) -> str:
+    """Start (or continue) a run without blocking: on Celery, else on a background thread.
+
+    Used by the admin. The thread dies with the web process; ``migration_resume`` continues.
+    """
+    if broker_configured():
+        dispatch(run)
+        return "queued on Celery"
+    import threading
+
+    def target() -> None:
+        try:
+            execute(ImportRun.objects.get(pk=run.pk))
+        finally:
+            if connection.vendor != "sqlite":
+                connection.close()
+
+    threading.Thread(target=target, name=f"migration-run-{run.pk}", daemon=True).start()
+    return "started in this process"

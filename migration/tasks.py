@@ -1,0 +1,38 @@
+"""Celery tasks of the import: plan and queue a run, send one batch, verify a run.
+
+Every task acknowledges late and is rejected (requeued) when its worker process dies, so a
+batch whose worker is killed is delivered again; the redelivered task has the same id and takes
+back the records it had claimed, re-checking each against Scalekit before sending it again.
+Records of a worker killed outright (whole machine) stay claimed until their lease expires or
+``migration_resume --takeover``.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import runner
+from .batches import run_batch
+
+TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+
+
+@shared_task(bind=True, name="migration.start_run", **TASK_OPTIONS)
+def start_run(self, run_id: int) -> None:
+    runner.begin_async(run_id)
+
+
+@shared_task(bind=True, name="migration.process_batch", **TASK_OPTIONS)
+def process_batch(self, run_id: int, kind: str, lo: int, hi: int) -> dict:
+    result = run_batch(run_id, kind, lo, hi, token=self.request.id)
+    runner.advance(run_id, kind)
+    return {"claimed": result.claimed, "succeeded": result.succeeded, "failed": result.failed}
+
+
+@shared_task(bind=True, name="migration.verify_run", **TASK_OPTIONS)
+def verify_run(self, run_id: int) -> int:
+    from .models import ImportRun
+    from .verify import verify
+
+    report = verify(ImportRun.objects.get(pk=run_id))
+    return len(report.differences)

@@ -1,0 +1,148 @@
+"""Reconcile a run with Scalekit: every succeeded record, read back and compared.
+
+Roles must exist; organizations must exist with the same external id and display name; users
+must exist with the same email (case-insensitively) and external id, and be members of every
+organization the source names with at least the roles it names. Each mismatch is stored as a
+``VerificationDifference`` (the previous ones of the run are replaced).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.utils import timezone
+
+from .batches import build_gateway, ledger_lock
+from .gateway import Gateway, NotFound, ScalekitCallError, memberships_of
+from .models import ImportRecord, ImportRun, VerificationDifference
+
+Kind = ImportRecord.Kind
+CHUNK = 200
+
+
+@dataclass
+class Difference:
+    record_id: int
+    kind: str
+    key: str
+    field: str
+    expected: str
+    actual: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    differences: list[Difference] = field(default_factory=list)
+
+
+def _chunks(run: ImportRun) -> Iterator[list[ImportRecord]]:
+    last = 0
+    while True:
+        with ledger_lock():
+            chunk = list(
+                run.records.filter(status=ImportRecord.Status.SUCCEEDED, id__gt=last).order_by(
+                    "id"
+                )[:CHUNK]
+            )
+        if not chunk:
+            return
+        last = chunk[-1].pk
+        yield chunk
+
+
+def check_record(
+    record: ImportRecord, gateway: Gateway, organizations: dict[str, str]
+) -> list[Difference]:
+    def diff(name: str, expected: Any, actual: Any) -> Difference:
+        return Difference(record.pk, record.kind, record.key, name, str(expected), str(actual))
+
+    payload = record.payload
+    try:
+        if record.kind == Kind.ROLE:
+            gateway.get_role(payload["name"])
+            return []
+        if record.kind == Kind.ORGANIZATION:
+            organization = gateway.get_organization(record.scalekit_id)
+            found = []
+            if organization.external_id != payload["external_id"]:
+                found.append(diff("external_id", payload["external_id"], organization.external_id))
+            if organization.display_name != payload["display_name"]:
+                found.append(
+                    diff("display_name", payload["display_name"], organization.display_name)
+                )
+            return found
+        user = gateway.get_user(record.scalekit_id)
+    except NotFound:
+        return [diff("exists", f"{record.kind} {record.scalekit_id}", "not found in Scalekit")]
+    except ScalekitCallError as exc:
+        return [diff("readable", "an answer from Scalekit", f"{exc.code}: {exc.message}")]
+    found = []
+    if user.email.lower() != payload["email"].lower():
+        found.append(diff("email", payload["email"], user.email))
+    if payload.get("external_id") and user.external_id != payload["external_id"]:
+        found.append(diff("external_id", payload["external_id"], user.external_id))
+    current = memberships_of(user)
+    for membership in payload["memberships"]:
+        organization_id = organizations.get(membership["organization"], "")
+        if organization_id not in current:
+            found.append(
+                diff(f"membership[{membership['organization']}]", "member", "not a member")
+            )
+            continue
+        missing = [role for role in membership["roles"] if role not in current[organization_id]]
+        if missing:
+            found.append(
+                diff(
+                    f"roles[{membership['organization']}]",
+                    ",".join(membership["roles"]),
+                    ",".join(sorted(current[organization_id])),
+                )
+            )
+    return found
+
+
+def verify(
+    run: ImportRun, *, concurrency: int | None = None, gateway: Gateway | None = None
+) -> VerifyReport:
+    gateway = gateway or build_gateway(run)
+    workers = concurrency or int(run.options.get("concurrency") or 8)
+    with ledger_lock():
+        organizations = dict(
+            run.records.filter(
+                kind=Kind.ORGANIZATION, status=ImportRecord.Status.SUCCEEDED
+            ).values_list("key", "scalekit_id")
+        )
+    report = VerifyReport()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="migration-verify") as pool:
+        for chunk in _chunks(run):
+            for differences in pool.map(lambda r: check_record(r, gateway, organizations), chunk):
+                report.differences.extend(differences)
+            report.checked += len(chunk)
+    with ledger_lock():
+        VerificationDifference.objects.filter(run=run).delete()
+        VerificationDifference.objects.bulk_create(
+            [
+                VerificationDifference(
+                    run=run,
+                    record_id=d.record_id,
+                    kind=d.kind,
+                    key=d.key[:520],
+                    field=d.field[:100],
+                    expected=d.expected,
+                    actual=d.actual,
+                )
+                for d in report.differences
+            ],
+            batch_size=500,
+        )
+        run.verified_at = timezone.now()
+        run.differences = len(report.differences)
+        run.save(update_fields=["verified_at", "differences"])
+    return report
