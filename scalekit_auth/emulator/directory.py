@@ -173,9 +173,18 @@ def _copy(message: Message) -> Any:
 
 
 def _to_dict(payload: Any) -> dict:
-    if isinstance(payload, dict):
-        return {key: _to_dict(value) for key, value in payload.items()}
-    return MessageToDict(payload, preserving_proto_field_name=True)
+    """Snake_case protojson. Membership payloads (``{"organization", "user"}``) also get
+    ``user.membership``: the membership in that organization, as Scalekit's documented
+    ``OrgMembershipEvent`` examples show it."""
+    if not isinstance(payload, dict):
+        return MessageToDict(payload, preserving_proto_field_name=True)
+    data = {key: _to_dict(value) for key, value in payload.items()}
+    if set(data) == {"organization", "user"}:
+        org_id = data["organization"].get("id")
+        for membership in data["user"].get("memberships", []):
+            if membership.get("organization_id") == org_id:
+                data["user"]["membership"] = membership
+    return data
 
 
 class Directory:
@@ -421,7 +430,8 @@ class Directory:
     def create_organization(
         self, spec: organizations_pb2.CreateOrganization
     ) -> organizations_pb2.Organization:
-        """[unknown] an empty ``external_id`` or ``slug`` is treated as not given."""
+        """[unknown] an empty ``external_id`` or ``slug`` is treated as not given. An
+        unspecified region becomes ``US`` (the docs: "currently limited to US")."""
         pending: list[_Pending] = []
         with self._lock:
             external_id = spec.external_id if spec.HasField("external_id") else ""
@@ -439,7 +449,7 @@ class Directory:
             org = organizations_pb2.Organization(
                 id=ids.new_id("org"),
                 display_name=spec.display_name,
-                region_code=spec.region_code,
+                region_code=spec.region_code or commons_pb2.US,
                 metadata=dict(spec.metadata),
             )
             org.create_time.CopyFrom(now)
@@ -551,6 +561,11 @@ class Directory:
                         [FieldViolation("update_mask", f'unknown path "{path}"', "update_mask")],
                     )
                 names.append(name)
+            if "display_name" in names and not spec.display_name:
+                raise invalid_argument(
+                    "display_name cannot be cleared: an organization needs a name",
+                    [FieldViolation("organization.display_name", "value is required", "required")],
+                )
             return names
         names = [name for name in updatable if name != "metadata" and spec.HasField(name)]
         if spec.metadata:
@@ -733,11 +748,11 @@ class Directory:
             if self._subscribers:
                 payload = {"organization": _copy(org), "user": result}
                 pending.append(
-                    ("user.organization_membership_created", "OrgMembership", org.id, payload)
+                    ("user.organization_membership_created", "OrgMembershipEvent", org.id, payload)
                 )
                 if send_invitation_email:
                     pending.append(
-                        ("user.organization_invitation", "OrgMembership", org.id, payload)
+                        ("user.organization_invitation", "OrgMembershipEvent", org.id, payload)
                     )
         self._emit(pending)
         return result
@@ -922,7 +937,7 @@ class Directory:
                     pending.append(
                         (
                             "user.organization_membership_deleted",
-                            "OrgMembership",
+                            "OrgMembershipEvent",
                             membership.organization_id,
                             self._membership_payload(membership.organization_id, user),
                         )
@@ -1001,11 +1016,11 @@ class Directory:
             if self._subscribers:
                 payload = {"organization": _copy(org), "user": result}
                 pending.append(
-                    ("user.organization_membership_created", "OrgMembership", org.id, payload)
+                    ("user.organization_membership_created", "OrgMembershipEvent", org.id, payload)
                 )
                 if send_invitation_email:
                     pending.append(
-                        ("user.organization_invitation", "OrgMembership", org.id, payload)
+                        ("user.organization_invitation", "OrgMembershipEvent", org.id, payload)
                     )
         self._emit(pending)
         return result
@@ -1043,7 +1058,7 @@ class Directory:
             if self._subscribers:
                 payload = {"organization": _copy(org), "user": result}
                 pending.append(
-                    ("user.organization_membership_updated", "OrgMembership", org.id, payload)
+                    ("user.organization_membership_updated", "OrgMembershipEvent", org.id, payload)
                 )
         self._emit(pending)
         return result
@@ -1069,7 +1084,7 @@ class Directory:
                 pending.append(
                     (
                         "user.organization_membership_deleted",
-                        "OrgMembership",
+                        "OrgMembershipEvent",
                         org.id,
                         self._membership_payload(org.id, user),
                     )
@@ -1119,7 +1134,7 @@ class Directory:
                 pending.append(
                     (
                         "user.organization_invitation",
-                        "OrgMembership",
+                        "OrgMembershipEvent",
                         org.id,
                         self._membership_payload(org.id, user),
                     )
@@ -1362,7 +1377,7 @@ class Directory:
                         pending.append(
                             (
                                 "user.organization_membership_updated",
-                                "OrgMembership",
+                                "OrgMembershipEvent",
                                 org_id,
                                 self._membership_payload(org_id, user),
                             )

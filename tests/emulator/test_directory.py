@@ -134,6 +134,10 @@ def test_update_organization_honours_presence_and_the_external_id_index(director
         organizations_pb2.UpdateOrganization(), external_id="acme-2", paths=["metadata"]
     )
     assert dict(masked.metadata) == {}
+    with pytest.raises(EmulatorError, match="display_name cannot be cleared"):
+        directory.update_organization(
+            organizations_pb2.UpdateOrganization(), org_id=org.id, paths=["display_name"]
+        )
 
 
 # --- users and memberships -----------------------------------------------------------------
@@ -297,9 +301,14 @@ def test_duplicate_role_and_permission_names(directory):
 def test_events_are_protojson_and_delivered_outside_the_lock(directory):
     seen: list[Event] = []
 
+    blocked: list[bool] = []
+
     def reentrant(event: Event) -> None:
-        # Would deadlock if listeners ran under the directory's lock.
-        directory.counts()
+        # Another thread reading the directory would block if listeners ran under its lock.
+        reader = threading.Thread(target=directory.counts, daemon=True)
+        reader.start()
+        reader.join(timeout=5)
+        blocked.append(reader.is_alive())
         seen.append(event)
 
     def broken(event: Event) -> None:
@@ -311,17 +320,19 @@ def test_events_are_protojson_and_delivered_outside_the_lock(directory):
     user = add_user(directory, org, invite=True)
     directory.create_permission(CreatePermissionFactory(name="docs:read"))
     directory.create_role(CreateRoleFactory(name="reader", permissions=["docs:read"]))
+    assert blocked == [False] * 5
     assert [(e.type, e.object_type) for e in seen] == [
         ("organization.created", "Organization"),
-        ("user.organization_membership_created", "OrgMembership"),
-        ("user.organization_invitation", "OrgMembership"),
+        ("user.organization_membership_created", "OrgMembershipEvent"),
+        ("user.organization_invitation", "OrgMembershipEvent"),
         ("permission.created", "Permission"),
         ("role.created", "Role"),
     ]
     assert seen[0].data["display_name"] == "Acme" and seen[0].organization_id == org.id
     assert seen[1].data["organization"]["id"] == org.id
     assert seen[1].data["user"]["email"] == user.email
-    assert seen[1].data["user"]["memberships"][0]["membership_status"] == "PENDING_INVITE"
+    assert seen[1].data["user"]["membership"] == seen[1].data["user"]["memberships"][0]
+    assert seen[1].data["user"]["membership"]["membership_status"] == "PENDING_INVITE"
     assert seen[4].data["permissions"][0]["name"] == "docs:read"
 
 

@@ -41,9 +41,7 @@ def error_info(exc) -> errdetails_pb2.ErrorInfo:
 
 
 def violations(exc) -> list[tuple[str, str]]:
-    return [
-        (v.field, v.constraint) for v in error_info(exc).validation_error_info.field_violations
-    ]
+    return [(v.field, v.constraint) for v in error_info(exc).validation_error_info.field_violations]
 
 
 def create_org(sdk, **fields) -> organizations_pb2.Organization:
@@ -69,7 +67,10 @@ def test_create_and_get_an_organization_by_id_and_external_id(sdk):
     org, call = created
     assert call.code() == grpc.StatusCode.OK
     assert org.organization.id.startswith("org_") and org.organization.create_time.seconds > 0
-    assert sdk.organization.get_organization(org.organization.id)[0].organization == org.organization
+    assert org.organization.region_code == commons_pb2.US
+    assert (
+        sdk.organization.get_organization(org.organization.id)[0].organization == org.organization
+    )
     by_external = sdk.organization.get_organization_by_external_id("acme")[0].organization
     assert by_external == org.organization
     assert dict(by_external.metadata) == {"plan": "enterprise"}
@@ -218,7 +219,11 @@ def test_create_user_and_membership_with_every_field(sdk, fresh_emulator):
     assert user.id.startswith("usr_") and user.external_id == "legacy-42"
     assert dict(user.metadata) == {"source": "legacy"}
     profile = user.user_profile
-    assert (profile.given_name, profile.family_name, profile.name) == ("Ada", "Lovelace", "Ada Lovelace")
+    assert (profile.given_name, profile.family_name, profile.name) == (
+        "Ada",
+        "Lovelace",
+        "Ada Lovelace",
+    )
     assert profile.locale == "en-GB" and list(profile.groups) == ["eng"]
     assert profile.email_verified is True
     (member,) = user.memberships
