@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets
 import time
 from typing import Any
@@ -223,8 +224,12 @@ def callback(request: HttpRequest) -> HttpResponse:
 
 
 def _oauth_error(exc: ScalekitException) -> str:
-    text = str(getattr(exc, "message", "") or exc)
-    return text[:200]
+    """The OAuth error of a refused token request (``invalid_grant: ...``), never a token."""
+    try:
+        body = json.loads(getattr(exc, "err_details", "") or "")
+        return f"{body['error']}: {body.get('error_description', '')}"[:200]
+    except (ValueError, TypeError, KeyError):
+        return type(exc).__name__
 
 
 @never_cache

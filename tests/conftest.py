@@ -41,3 +41,13 @@ def scalekit_settings(fresh_emulator):
         reset_client()
         yield merged
     reset_client()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real redis-server on a free port for the test session; yields its URL base."""
+    from tests.services import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()

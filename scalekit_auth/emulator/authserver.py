@@ -415,7 +415,10 @@ class AuthServer:
             token = self._refresh.get(value)
             if token is None or token.expires_at < now:
                 raise OAuthError("invalid_grant", "refresh token is invalid or expired")
-            reused = token.rotated_at is not None and now - token.rotated_at > self.lifetimes.refresh_reuse_grace
+            reused = (
+                token.rotated_at is not None
+                and now - token.rotated_at > self.lifetimes.refresh_reuse_grace
+            )
             if reused:
                 # Reuse of a rotated token: treat the whole family as stolen.
                 self._revoke_family(token.family)

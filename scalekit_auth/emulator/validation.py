@@ -113,25 +113,39 @@ def unsupported_rules(descriptor: Descriptor) -> list[str]:
 
 # --- compilation --------------------------------------------------------------------------------
 
+# Published validators are complete and read without the lock. Those being compiled (a message
+# and the messages it contains, possibly recursively) wait in _compiling, visible only to the
+# compiling thread, and are published together once the outermost compilation ends.
 _cache: dict[str, _MessageValidator] = {}
+_compiling: dict[str, _MessageValidator] = {}
 _cache_lock = threading.RLock()
 
 
 def _validator_for(descriptor: Descriptor) -> _MessageValidator:
-    validator = _cache.get(descriptor.full_name)
-    if validator is None:
-        with _cache_lock:
-            validator = _cache.get(descriptor.full_name)
-            if validator is None:
-                validator = _MessageValidator(descriptor)
-                _cache[descriptor.full_name] = validator
-                validator.compile()
-    return validator
+    name = descriptor.full_name
+    validator = _cache.get(name)
+    if validator is not None:
+        return validator
+    with _cache_lock:
+        validator = _cache.get(name) or _compiling.get(name)
+        if validator is not None:
+            return validator
+        outermost = not _compiling
+        validator = _MessageValidator(descriptor)
+        _compiling[name] = validator
+        try:
+            validator.compile()
+            if outermost:
+                _cache.update(_compiling)
+        finally:
+            if outermost:
+                _compiling.clear()
+        return validator
 
 
 class _MessageValidator:
-    """The compiled checks of one message type. Registered in the cache before its fields are
-    compiled, so recursive message types terminate."""
+    """The compiled checks of one message type. Registered (in ``_compiling``) before its fields
+    are compiled, so recursive message types terminate."""
 
     def __init__(self, descriptor: Descriptor) -> None:
         self.descriptor = descriptor

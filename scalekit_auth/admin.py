@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from .models import AuthEvent, RolloutSettings, ScalekitIdentity, WebhookEvent
+
+
+@admin.register(ScalekitIdentity)
+class ScalekitIdentityAdmin(admin.ModelAdmin):
+    list_display = (
+        "user",
+        "scalekit_user_id",
+        "organization_id",
+        "external_id",
+        "linked_by",
+        "last_login_at",
+    )
+    list_filter = ("linked_by",)
+    search_fields = (
+        "user__username",
+        "user__email",
+        "scalekit_user_id",
+        "external_id",
+        "organization_id",
+    )
+    readonly_fields = ("created_at", "last_login_at", "roles")
+    raw_id_fields = ("user",)
+
+
+@admin.register(RolloutSettings)
+class RolloutSettingsAdmin(admin.ModelAdmin):
+    """The kill switch and percentage. One row; every change is in the admin's history."""
+
+    list_display = ("__str__", "enabled", "percentage", "updated_at", "updated_by")
+    readonly_fields = ("updated_at", "updated_by")
+    fields = ("enabled", "percentage", "allow_list", "deny_list", "updated_at", "updated_by")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return not RolloutSettings.objects.exists() and super().has_add_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(
+        self, request: HttpRequest, obj: RolloutSettings, form: Any, change: bool
+    ) -> None:
+        obj.updated_by = request.user.get_username()
+        super().save_model(request, obj, form, change)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(AuthEvent)
+class AuthEventAdmin(ReadOnlyAdmin):
+    list_display = (
+        "created_at",
+        "kind",
+        "success",
+        "reason",
+        "user",
+        "organization_id",
+        "ip_address",
+    )
+    list_filter = ("kind", "success", ("created_at", admin.DateFieldListFilter))
+    search_fields = ("reason", "scalekit_user_id", "organization_id", "user__username")
+    date_hierarchy = "created_at"
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin):
+    list_display = ("received_at", "type", "event_id", "organization_id", "outcome")
+    list_filter = ("type",)
+    search_fields = ("event_id", "organization_id", "outcome")
