@@ -101,22 +101,30 @@ class OrganizationService(organizations_pb2_grpc.OrganizationServiceServicer):
         self.directory = directory
 
     @rpc
-    def CreateOrganization(self, request, context):
+    def CreateOrganization(
+        self, request: organizations_pb2.CreateOrganizationRequest, context: grpc.ServicerContext
+    ) -> organizations_pb2.CreateOrganizationResponse:
         org = self.directory.create_organization(request.organization)
         return organizations_pb2.CreateOrganizationResponse(organization=org)
 
     @rpc
-    def GetOrganization(self, request, context):
+    def GetOrganization(
+        self, request: organizations_pb2.GetOrganizationRequest, context: grpc.ServicerContext
+    ) -> organizations_pb2.GetOrganizationResponse:
         org = self.directory.require_organization(**_org_identity(request))
         return organizations_pb2.GetOrganizationResponse(organization=org)
 
     @rpc
-    def GetOrganizationByExternalId(self, request, context):
+    def GetOrganizationByExternalId(
+        self, request: organizations_pb2.GetOrganizationRequest, context: grpc.ServicerContext
+    ) -> organizations_pb2.GetOrganizationResponse:
         org = self.directory.require_organization(**_org_identity(request))
         return organizations_pb2.GetOrganizationResponse(organization=org)
 
     @rpc
-    def ListOrganization(self, request, context):
+    def ListOrganization(
+        self, request: organizations_pb2.ListOrganizationsRequest, context: grpc.ServicerContext
+    ) -> organizations_pb2.ListOrganizationsResponse:
         page = self.directory.list_organizations(
             request.page_size,
             request.page_token,
@@ -130,7 +138,9 @@ class OrganizationService(organizations_pb2_grpc.OrganizationServiceServicer):
         )
 
     @rpc
-    def UpdateOrganization(self, request, context):
+    def UpdateOrganization(
+        self, request: organizations_pb2.UpdateOrganizationRequest, context: grpc.ServicerContext
+    ) -> organizations_pb2.UpdateOrganizationResponse:
         org = self.directory.update_organization(
             request.organization,
             paths=list(request.update_mask.paths) if request.HasField("update_mask") else (),
@@ -139,12 +149,18 @@ class OrganizationService(organizations_pb2_grpc.OrganizationServiceServicer):
         return organizations_pb2.UpdateOrganizationResponse(organization=org)
 
     @rpc
-    def DeleteOrganization(self, request, context):
+    def DeleteOrganization(
+        self, request: organizations_pb2.DeleteOrganizationRequest, context: grpc.ServicerContext
+    ) -> empty_pb2.Empty:
         self.directory.delete_organization(**_org_identity(request))
         return empty_pb2.Empty()
 
     @rpc
-    def UpdateOrganizationSettings(self, request, context):
+    def UpdateOrganizationSettings(
+        self,
+        request: organizations_pb2.UpdateOrganizationSettingsRequest,
+        context: grpc.ServicerContext,
+    ) -> organizations_pb2.GetOrganizationResponse:
         org = self.directory.update_organization_settings(request.id, request.settings.features)
         return organizations_pb2.GetOrganizationResponse(organization=org)
 
@@ -154,19 +170,25 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         self.directory = directory
 
     @rpc
-    def CreateUserAndMembership(self, request, context):
+    def CreateUserAndMembership(
+        self, request: users_pb2.CreateUserAndMembershipRequest, context: grpc.ServicerContext
+    ) -> users_pb2.CreateUserAndMembershipResponse:
         user = self.directory.create_user_and_membership(
             request.organization_id, request.user, _send_invitation(request)
         )
         return users_pb2.CreateUserAndMembershipResponse(user=user)
 
     @rpc
-    def GetUser(self, request, context):
+    def GetUser(
+        self, request: users_pb2.GetUserRequest, context: grpc.ServicerContext
+    ) -> users_pb2.GetUserResponse:
         user = self.directory.require_user(**_user_identity(request))
         return users_pb2.GetUserResponse(user=user)
 
     @rpc
-    def ListUsers(self, request, context):
+    def ListUsers(
+        self, request: users_pb2.ListUsersRequest, context: grpc.ServicerContext
+    ) -> users_pb2.ListUsersResponse:
         page = self.directory.list_users(request.page_size, request.page_token)
         return users_pb2.ListUsersResponse(
             users=page.items,
@@ -176,7 +198,9 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         )
 
     @rpc
-    def ListOrganizationUsers(self, request, context):
+    def ListOrganizationUsers(
+        self, request: users_pb2.ListOrganizationUsersRequest, context: grpc.ServicerContext
+    ) -> users_pb2.ListOrganizationUsersResponse:
         page = self.directory.list_organization_users(
             request.organization_id, request.page_size, request.page_token
         )
@@ -188,17 +212,23 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         )
 
     @rpc
-    def UpdateUser(self, request, context):
+    def UpdateUser(
+        self, request: users_pb2.UpdateUserRequest, context: grpc.ServicerContext
+    ) -> users_pb2.UpdateUserResponse:
         user = self.directory.update_user(request.user, **_user_identity(request))
         return users_pb2.UpdateUserResponse(user=user)
 
     @rpc
-    def DeleteUser(self, request, context):
+    def DeleteUser(
+        self, request: users_pb2.DeleteUserRequest, context: grpc.ServicerContext
+    ) -> empty_pb2.Empty:
         self.directory.delete_user(**_user_identity(request))
         return empty_pb2.Empty()
 
     @rpc
-    def CreateMembership(self, request, context):
+    def CreateMembership(
+        self, request: users_pb2.CreateMembershipRequest, context: grpc.ServicerContext
+    ) -> users_pb2.CreateMembershipResponse:
         user = self.directory.create_membership(
             request.organization_id,
             request.membership,
@@ -208,14 +238,18 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         return users_pb2.CreateMembershipResponse(user=user)
 
     @rpc
-    def UpdateMembership(self, request, context):
+    def UpdateMembership(
+        self, request: users_pb2.UpdateMembershipRequest, context: grpc.ServicerContext
+    ) -> users_pb2.UpdateMembershipResponse:
         user = self.directory.update_membership(
             request.organization_id, request.membership, **_user_identity(request)
         )
         return users_pb2.UpdateMembershipResponse(user=user)
 
     @rpc
-    def DeleteMembership(self, request, context):
+    def DeleteMembership(
+        self, request: users_pb2.DeleteMembershipRequest, context: grpc.ServicerContext
+    ) -> empty_pb2.Empty:
         self.directory.delete_membership(
             request.organization_id,
             cascade=request.cascade if request.HasField("cascade") else True,
@@ -224,17 +258,23 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         return empty_pb2.Empty()
 
     @rpc
-    def ResendInvite(self, request, context):
+    def ResendInvite(
+        self, request: users_pb2.ResendInviteRequest, context: grpc.ServicerContext
+    ) -> users_pb2.ResendInviteResponse:
         invite = self.directory.resend_invite(request.organization_id, request.id)
         return users_pb2.ResendInviteResponse(invite=invite)
 
     @rpc
-    def ListUserRoles(self, request, context):
+    def ListUserRoles(
+        self, request: users_pb2.ListUserRolesRequest, context: grpc.ServicerContext
+    ) -> users_pb2.ListUserRolesResponse:
         roles = self.directory.list_user_roles(request.organization_id, request.user_id)
         return users_pb2.ListUserRolesResponse(roles=roles)
 
     @rpc
-    def ListUserPermissions(self, request, context):
+    def ListUserPermissions(
+        self, request: users_pb2.ListUserPermissionsRequest, context: grpc.ServicerContext
+    ) -> users_pb2.ListUserPermissionsResponse:
         permissions = self.directory.list_user_permissions(request.organization_id, request.user_id)
         return users_pb2.ListUserPermissionsResponse(permissions=permissions)
 
@@ -244,25 +284,35 @@ class RolesService(roles_pb2_grpc.RolesServiceServicer):
         self.directory = directory
 
     @rpc
-    def CreateRole(self, request, context):
+    def CreateRole(
+        self, request: roles_pb2.CreateRoleRequest, context: grpc.ServicerContext
+    ) -> roles_pb2.CreateRoleResponse:
         return roles_pb2.CreateRoleResponse(role=self.directory.create_role(request.role))
 
     @rpc
-    def GetRole(self, request, context):
+    def GetRole(
+        self, request: roles_pb2.GetRoleRequest, context: grpc.ServicerContext
+    ) -> roles_pb2.GetRoleResponse:
         role = self.directory.get_role(request.role_name, request.include)
         return roles_pb2.GetRoleResponse(role=role)
 
     @rpc
-    def ListRoles(self, request, context):
+    def ListRoles(
+        self, request: roles_pb2.ListRolesRequest, context: grpc.ServicerContext
+    ) -> roles_pb2.ListRolesResponse:
         return roles_pb2.ListRolesResponse(roles=self.directory.list_roles(request.include))
 
     @rpc
-    def UpdateRole(self, request, context):
+    def UpdateRole(
+        self, request: roles_pb2.UpdateRoleRequest, context: grpc.ServicerContext
+    ) -> roles_pb2.UpdateRoleResponse:
         role = self.directory.update_role(request.role_name, request.role)
         return roles_pb2.UpdateRoleResponse(role=role)
 
     @rpc
-    def DeleteRole(self, request, context):
+    def DeleteRole(
+        self, request: roles_pb2.DeleteRoleRequest, context: grpc.ServicerContext
+    ) -> empty_pb2.Empty:
         reassign = ""
         if request.HasField("reassign_role_name"):
             reassign = request.reassign_role_name
@@ -272,12 +322,16 @@ class RolesService(roles_pb2_grpc.RolesServiceServicer):
         return empty_pb2.Empty()
 
     @rpc
-    def GetRoleUsersCount(self, request, context):
+    def GetRoleUsersCount(
+        self, request: roles_pb2.GetRoleUsersCountRequest, context: grpc.ServicerContext
+    ) -> roles_pb2.GetRoleUsersCountResponse:
         count = self.directory.role_users_count(request.role_name)
         return roles_pb2.GetRoleUsersCountResponse(count=count)
 
     @rpc
-    def UpdateDefaultRoles(self, request, context):
+    def UpdateDefaultRoles(
+        self, request: roles_pb2.UpdateDefaultRolesRequest, context: grpc.ServicerContext
+    ) -> roles_pb2.UpdateDefaultRolesResponse:
         creator = request.default_creator_role if request.HasField("default_creator_role") else ""
         member = request.default_member_role if request.HasField("default_member_role") else ""
         if not creator and request.HasField("default_creator"):
@@ -290,32 +344,44 @@ class RolesService(roles_pb2_grpc.RolesServiceServicer):
         )
 
     @rpc
-    def ListDependentRoles(self, request, context):
+    def ListDependentRoles(
+        self, request: roles_pb2.ListDependentRolesRequest, context: grpc.ServicerContext
+    ) -> roles_pb2.ListDependentRolesResponse:
         roles = self.directory.list_dependent_roles(request.role_name)
         return roles_pb2.ListDependentRolesResponse(roles=roles)
 
     @rpc
-    def DeleteRoleBase(self, request, context):
+    def DeleteRoleBase(
+        self, request: roles_pb2.DeleteRoleBaseRequest, context: grpc.ServicerContext
+    ) -> empty_pb2.Empty:
         self.directory.delete_role_base(request.role_name)
         return empty_pb2.Empty()
 
     @rpc
-    def CreatePermission(self, request, context):
+    def CreatePermission(
+        self, request: roles_pb2.CreatePermissionRequest, context: grpc.ServicerContext
+    ) -> roles_pb2.CreatePermissionResponse:
         permission = self.directory.create_permission(request.permission)
         return roles_pb2.CreatePermissionResponse(permission=permission)
 
     @rpc
-    def GetPermission(self, request, context):
+    def GetPermission(
+        self, request: roles_pb2.GetPermissionRequest, context: grpc.ServicerContext
+    ) -> roles_pb2.GetPermissionResponse:
         permission = self.directory.get_permission(request.permission_name)
         return roles_pb2.GetPermissionResponse(permission=permission)
 
     @rpc
-    def UpdatePermission(self, request, context):
+    def UpdatePermission(
+        self, request: roles_pb2.UpdatePermissionRequest, context: grpc.ServicerContext
+    ) -> roles_pb2.UpdatePermissionResponse:
         permission = self.directory.update_permission(request.permission_name, request.permission)
         return roles_pb2.UpdatePermissionResponse(permission=permission)
 
     @rpc
-    def ListPermissions(self, request, context):
+    def ListPermissions(
+        self, request: roles_pb2.ListPermissionsRequest, context: grpc.ServicerContext
+    ) -> roles_pb2.ListPermissionsResponse:
         page = self.directory.list_permissions(request.page_size, request.page_token, request.type)
         return roles_pb2.ListPermissionsResponse(
             permissions=page.items,
@@ -325,29 +391,39 @@ class RolesService(roles_pb2_grpc.RolesServiceServicer):
         )
 
     @rpc
-    def DeletePermission(self, request, context):
+    def DeletePermission(
+        self, request: roles_pb2.DeletePermissionRequest, context: grpc.ServicerContext
+    ) -> empty_pb2.Empty:
         self.directory.delete_permission(request.permission_name)
         return empty_pb2.Empty()
 
     @rpc
-    def ListRolePermissions(self, request, context):
+    def ListRolePermissions(
+        self, request: roles_pb2.ListRolePermissionsRequest, context: grpc.ServicerContext
+    ) -> roles_pb2.ListRolePermissionsResponse:
         permissions = self.directory.list_role_permissions(request.role_name)
         return roles_pb2.ListRolePermissionsResponse(permissions=permissions)
 
     @rpc
-    def AddPermissionsToRole(self, request, context):
+    def AddPermissionsToRole(
+        self, request: roles_pb2.AddPermissionsToRoleRequest, context: grpc.ServicerContext
+    ) -> roles_pb2.AddPermissionsToRoleResponse:
         permissions = self.directory.add_permissions_to_role(
             request.role_name, request.permission_names
         )
         return roles_pb2.AddPermissionsToRoleResponse(permissions=permissions)
 
     @rpc
-    def RemovePermissionFromRole(self, request, context):
+    def RemovePermissionFromRole(
+        self, request: roles_pb2.RemovePermissionFromRoleRequest, context: grpc.ServicerContext
+    ) -> empty_pb2.Empty:
         self.directory.remove_permission_from_role(request.role_name, request.permission_name)
         return empty_pb2.Empty()
 
     @rpc
-    def ListEffectiveRolePermissions(self, request, context):
+    def ListEffectiveRolePermissions(
+        self, request: roles_pb2.ListEffectiveRolePermissionsRequest, context: grpc.ServicerContext
+    ) -> roles_pb2.ListEffectiveRolePermissionsResponse:
         permissions = self.directory.list_effective_role_permissions(request.role_name)
         return roles_pb2.ListEffectiveRolePermissionsResponse(permissions=permissions)
 

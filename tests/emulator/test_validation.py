@@ -213,9 +213,9 @@ def _probe_classes():
     except KeyError:
         pool.Add(_probe_file())
     get = message_factory.GetMessageClass
-    return (
-        get(pool.FindMessageTypeByName("emulatortest.Probe")),
-        get(pool.FindMessageTypeByName("emulatortest.Outer")),
+    return tuple(
+        get(pool.FindMessageTypeByName(f"emulatortest.{name}"))
+        for name in ("Probe", "Outer", "Node")
     )
 
 
@@ -282,11 +282,23 @@ def _probe_file() -> descriptor_pb2.FileDescriptorProto:
         label=Field.LABEL_OPTIONAL,
     )
     inner.options.Extensions[validate_pb2.field].required = True
+    node = file.message_type.add(name="Node")
+    label = node.field.add(
+        name="label", number=1, type=Field.TYPE_STRING, label=Field.LABEL_OPTIONAL
+    )
+    label.options.Extensions[validate_pb2.field].string.min_len = 1
+    node.field.add(
+        name="child",
+        number=2,
+        type=Field.TYPE_MESSAGE,
+        type_name=".emulatortest.Node",
+        label=Field.LABEL_OPTIONAL,
+    )
     return file
 
 
 def test_generic_rules_follow_protovalidate_ids():
-    Probe, _ = _probe_classes()
+    Probe, _, _ = _probe_classes()
     ok = Probe(code="abc", count=5, level=1, a="x")
     assert validate(ok) == []
     bad = Probe(code="ab", count=10, outside=7, level=9, flag=False, quiet="abc", b="y")
@@ -306,7 +318,7 @@ def test_generic_rules_follow_protovalidate_ids():
 
 
 def test_formats_and_required_oneof():
-    Probe, _ = _probe_classes()
+    Probe, _, _ = _probe_classes()
     assert pairs(Probe(code="abc", count=1, level=1)) == [("choice", "required")]
     formats = Probe(
         code="abc", count=1, level=1, a="x", uuid="nope", host="-bad-.example", site="no scheme"
@@ -329,7 +341,7 @@ def test_formats_and_required_oneof():
 
 
 def test_nested_required_message_and_unsupported_rules_are_reported():
-    Probe, Outer = _probe_classes()
+    Probe, Outer, _ = _probe_classes()
     assert pairs(Outer()) == [("probe", "required")]
     assert pairs(Outer(probe=Probe(code="x", count=1, level=1, a="x"))) == [
         ("probe.code", "string.len")
@@ -342,3 +354,9 @@ def test_nested_required_message_and_unsupported_rules_are_reported():
         "Probe.blob: bytes.min_len",
         "Probe.sized: cel 'this.size() > 2'",
     ]
+
+
+def test_recursive_messages_are_checked_at_every_depth():
+    _, _, Node = _probe_classes()
+    tree = Node(label="", child=Node(label="ok", child=Node(label="")))
+    assert pairs(tree) == [("label", "string.min_len"), ("child.child.label", "string.min_len")]
