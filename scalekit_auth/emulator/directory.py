@@ -999,7 +999,7 @@ class Directory:
             if self._membership_of(user, org.id)[1] is not None:
                 raise self._duplicate(
                     "membership",
-                    f'user "{user.id}" is already a member of organization "{org.id}"',
+                    f'membership of user "{user.id}" in organization "{org.id}" already exists',
                 )
             roles = self._membership_role_names(spec.roles, org.id)
             now = _now()
