@@ -104,6 +104,7 @@ def _import_runs():  # noqa: ANN202
 @probe(
     "readiness.E060", item="M04", title="Import runs verified with zero differences", kind=RECORDS
 )
+@needs_ledger
 def imports_verified(ctx: ProbeContext) -> ProbeResult:
     runs = _import_runs()
     if runs is None:

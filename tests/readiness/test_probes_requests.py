@@ -1,0 +1,274 @@
+"""Kind P probes: in-process requests through the real middleware stack.
+
+Passing cases run against scalekit_auth's real views (``urls_probe``); failing cases against
+purpose-built flawed views mounted under the same names (``urls_bad``).
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
+from django.test import modify_settings
+
+from readiness.registry import FAIL, PASS, SKIP
+
+from .helpers import covers, production, run_probe
+
+pytestmark = pytest.mark.django_db
+
+GOOD = "tests.readiness.urls_probe"
+BAD = "tests.readiness.urls_bad"
+BARE = "tests.readiness.urls_bare"
+REPORTS = {"PROTECTED_URLS": [("/reports/", "readiness.view_checkrun")]}
+
+
+def probe_in(urlconf: str, probe_id: str, **overrides) -> object:
+    with production(ROOT_URLCONF=urlconf, **overrides):
+        return run_probe(probe_id)
+
+
+class TestProxyHeader:
+    @covers("readiness.E041", PASS)
+    def test_header_makes_request_secure(self):
+        result = probe_in(
+            GOOD,
+            "readiness.E041",
+            READINESS={"BEHIND_TLS_PROXY": True},
+            SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https"),
+        )
+        assert result.status == PASS
+
+    @covers("readiness.E041", FAIL)
+    def test_header_missing_behind_proxy(self):
+        result = probe_in(GOOD, "readiness.E041", READINESS={"BEHIND_TLS_PROXY": True})
+        assert result.status == FAIL
+        assert "every request looks like http" in result.message
+
+    @covers("readiness.E041", SKIP)
+    def test_not_behind_proxy(self):
+        assert probe_in(GOOD, "readiness.E041").status == SKIP
+
+
+class TestCorsPreflight:
+    @covers("readiness.E042", PASS)
+    def test_no_allow_origin(self):
+        result = probe_in(GOOD, "readiness.E042")
+        assert result.status == PASS
+        assert result.evidence["allow_origin"] is None
+
+    @covers("readiness.E042", FAIL)
+    @modify_settings(MIDDLEWARE={"append": "tests.readiness.middleware.OpenCorsMiddleware"})
+    def test_origin_reflected(self):
+        result = probe_in(GOOD, "readiness.E042")
+        assert result.status == FAIL
+        assert "got Access-Control-Allow-Origin: https://readiness-probe.invalid" in result.message
+
+
+class TestCookiesOnTheWire:
+    @covers("readiness.E043", PASS)
+    def test_secure_httponly_lax(self):
+        result = probe_in(GOOD, "readiness.E043")
+        assert result.status == PASS
+        assert all("secure" in c.lower() for c in result.evidence["set_cookie"])
+        assert not any(
+            len(c.split(";")[0]) > len("__Host-sessionid=…")
+            for c in result.evidence["set_cookie"]
+            if c.startswith("__Host")
+        ), "cookie value shown"
+
+    @covers("readiness.E043", FAIL)
+    def test_insecure_cookies(self):
+        result = probe_in(
+            GOOD,
+            "readiness.E043",
+            SESSION_COOKIE_SECURE=False,
+            CSRF_COOKIE_SAMESITE="Strict",
+            SESSION_COOKIE_HTTPONLY=False,
+        )
+        assert result.status == FAIL
+        assert "session cookie is sent without Secure" in result.message
+        assert "readable by JavaScript" in result.message
+        assert "CSRF cookie has SameSite=Strict" in result.message
+
+    def test_leaves_no_session_behind(self):
+        probe_in(GOOD, "readiness.E043")
+        assert Session.objects.count() == 0
+
+
+class TestLogin:
+    @covers("readiness.E044", PASS)
+    def test_real_login_sends_state_and_pkce(self):
+        result = probe_in(GOOD, "readiness.E044")
+        assert result.status == PASS, result.message
+        assert result.evidence["state_length"] >= 32
+        assert result.evidence["code_challenge_method"] == "S256"
+        assert Session.objects.count() == 0
+
+    @covers("readiness.E044", FAIL)
+    def test_flawed_login(self):
+        result = probe_in(BAD, "readiness.E044")
+        assert result.status == FAIL
+        assert "the state has 6 characters" in result.message.lower()
+        assert "redirect_uri differs" in result.message
+        assert "no S256 PKCE code_challenge" in result.message
+
+    def test_login_not_installed(self):
+        result = probe_in(BARE, "readiness.E044")
+        assert result.status == FAIL
+        assert result.message == "login view scalekit_auth:login is not installed."
+
+    @covers("readiness.E048", PASS)
+    def test_real_login_drops_offsite_next(self):
+        result = probe_in(GOOD, "readiness.E048")
+        assert result.status == PASS, result.message
+
+    @covers("readiness.E048", FAIL)
+    def test_flawed_login_keeps_offsite_next(self):
+        result = probe_in(BAD, "readiness.E048")
+        assert result.status == FAIL
+        assert "stored next=https://evil.invalid" in result.message
+
+
+class TestCallback:
+    @covers("readiness.E045", PASS)
+    def test_real_callback_rejects_forged_state(self):
+        result = probe_in(GOOD, "readiness.E045")
+        assert result.status == PASS, result.message
+        assert result.evidence["exchange_calls"] == 0
+        assert 400 <= result.evidence["status"] < 500
+
+    @covers("readiness.E045", FAIL)
+    def test_flawed_callback(self):
+        result = probe_in(BAD, "readiness.E045")
+        assert result.status == FAIL
+        assert "left tokens in the session" in result.message
+        assert "redirects to /" in result.message
+
+
+class TestLogout:
+    @covers("readiness.E046", PASS)
+    def test_real_logout_clears_session(self):
+        result = probe_in(GOOD, "readiness.E046")
+        assert result.status == PASS, result.message
+        assert Session.objects.count() == 0
+
+    @covers("readiness.E046", FAIL)
+    def test_flawed_logout(self):
+        result = probe_in(BAD, "readiness.E046")
+        assert result.status == FAIL
+        assert "old session still exists after logout" in result.message
+        assert "does not remove the session cookie" in result.message
+        assert "redirects off-site to evil.invalid" in result.message
+
+
+class TestProtectedPages:
+    @covers("readiness.E047", PASS)
+    def test_never_cached(self):
+        result = probe_in(GOOD, "readiness.E047", READINESS=REPORTS)
+        assert result.status == PASS, result.message
+        assert "no-store" in result.evidence["/reports/"]["cache_control"]
+        assert not get_user_model().objects.filter(username__startswith="readiness-probe").exists()
+
+    @covers("readiness.E047", FAIL)
+    def test_cacheable_page(self):
+        result = probe_in(BAD, "readiness.E047", READINESS={"PROTECTED_URLS": ["/profile/"]})
+        assert result.status == FAIL
+        assert "/profile/ is cacheable" in result.message
+
+    def test_nothing_listed(self):
+        result = probe_in(GOOD, "readiness.E047")
+        assert result.status == FAIL
+        assert "lists no page" in result.message
+
+    @covers("readiness.E052", PASS)
+    def test_permissions_enforced(self):
+        result = probe_in(GOOD, "readiness.E052", READINESS=REPORTS)
+        assert result.status == PASS, result.message
+        assert result.evidence["/reports/"] == {"anonymous": 302, "without_permission": 403}
+
+    @covers("readiness.E052", FAIL)
+    def test_permissions_not_enforced(self):
+        result = probe_in(
+            BAD,
+            "readiness.E052",
+            READINESS={
+                "PROTECTED_URLS": [("/public/", None), ("/members/", "readiness.view_checkrun")]
+            },
+        )
+        assert result.status == FAIL
+        assert "/public/ answered 200 to an anonymous request" in result.message
+        assert "/members/ answered 200 to a user without readiness.view_checkrun" in result.message
+
+
+class TestWebhook:
+    @covers("readiness.E049", PASS)
+    def test_real_webhook_rejects_unsigned(self):
+        result = probe_in(GOOD, "readiness.E049")
+        assert result.status == PASS, result.message
+        assert result.evidence == {"unsigned": 401, "bad signature": 401}
+
+    @covers("readiness.E049", FAIL)
+    def test_flawed_webhook(self):
+        result = probe_in(BAD, "readiness.E049")
+        assert result.status == FAIL
+        assert "The unsigned call got 403: is the view CSRF exempt?" in result.message
+
+    def test_unconfigured_webhook(self):
+        from .helpers import production_scalekit
+
+        result = probe_in(
+            GOOD, "readiness.E049", SCALEKIT_AUTH=production_scalekit(WEBHOOK_SECRET="")
+        )
+        assert result.status == FAIL
+        assert "got 503, not 400/401" in result.message
+
+    @covers("readiness.E050", PASS)
+    def test_real_webhook_post_only(self):
+        assert probe_in(GOOD, "readiness.E050").status == PASS
+
+    @covers("readiness.E050", FAIL)
+    def test_flawed_webhook_accepts_get(self):
+        result = probe_in(BAD, "readiness.E050")
+        assert result.status == FAIL
+        assert "GET with 200" in result.message
+
+
+class TestAdminPortal:
+    @covers("readiness.E051", SKIP)
+    def test_no_portal_view(self):
+        assert probe_in(GOOD, "readiness.E051").status == SKIP
+
+    @covers("readiness.E051", PASS)
+    def test_portal_protected(self):
+        result = probe_in(
+            GOOD, "readiness.E051", READINESS={"ADMIN_PORTAL_URL_NAME": "portal_link"}
+        )
+        assert result.status == PASS, result.message
+
+    @covers("readiness.E051", FAIL)
+    def test_portal_leaks_link(self):
+        result = probe_in(BAD, "readiness.E051", READINESS={"ADMIN_PORTAL_URL_NAME": "portal_link"})
+        assert result.status == FAIL
+        assert "anonymous request got 200" in result.message
+        assert "received a portal link" in result.message
+
+
+class TestErrorPages:
+    @covers("readiness.E053", PASS)
+    def test_plain_404(self):
+        assert probe_in(GOOD, "readiness.E053").status == PASS
+
+    @covers("readiness.E053", FAIL)
+    def test_debug_404(self):
+        result = probe_in(GOOD, "readiness.E053", DEBUG=True)
+        assert result.status == FAIL
+        assert "shows debug information" in result.message
+
+
+def test_callback_spy_restores_the_sdk():
+    from scalekit import ScalekitClient
+
+    original = ScalekitClient.authenticate_with_code
+    probe_in(GOOD, "readiness.E045")
+    assert ScalekitClient.authenticate_with_code is original

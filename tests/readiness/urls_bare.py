@@ -1,0 +1,6 @@
+"""A project without scalekit_auth's URLs."""
+
+from django.contrib import admin
+from django.urls import path
+
+urlpatterns = [path("admin/", admin.site.urls)]

@@ -1,0 +1,65 @@
+"""Purpose-built views for the request probes: correct ones, and ones with the flaws to catch."""
+
+from __future__ import annotations
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.views.decorators.cache import never_cache
+
+ENV = "https://acme.scalekit.com"
+
+
+@never_cache
+@login_required
+@permission_required("readiness.view_checkrun", raise_exception=True)
+def reports(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("reports")
+
+
+@login_required
+def cacheable_profile(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("profile")
+
+
+def public_page(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("anyone")
+
+
+@never_cache
+@login_required
+def members_only(request: HttpRequest) -> HttpResponse:
+    """Needs a login but checks no permission: a user without it still gets 200."""
+    return HttpResponse("members")
+
+
+@staff_member_required
+def portal_link(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"link": f"{ENV}/magicLink/portal"})
+
+
+def leaky_portal_link(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"link": f"{ENV}/magicLink/portal"})
+
+
+# --- A flawed scalekit_auth, mounted under the same namespace by urls_bad --------------------
+
+
+def bad_login(request: HttpRequest) -> HttpResponse:
+    request.session["next"] = request.GET.get("next", "/")
+    return HttpResponseRedirect(
+        f"{ENV}/oauth/authorize?response_type=code&state=abc123&redirect_uri=https://elsewhere.example/cb"
+    )
+
+
+def bad_callback(request: HttpRequest) -> HttpResponse:
+    request.session["access_token"] = "eyJ-not-checked"
+    return HttpResponseRedirect("/")
+
+
+def bad_logout(request: HttpRequest) -> HttpResponse:
+    return HttpResponseRedirect("https://evil.invalid/after-logout")
+
+
+def bad_webhook(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"ok": True})
