@@ -16,7 +16,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.contrib.auth.models import Group, Permission
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.db.models.functions import Lower
 
 #: Apps and packages that carry authentication a migration has to account for.
@@ -173,8 +173,8 @@ def groups_section(report: AuditReport) -> None:
     if hasattr(user_model, "user_permissions"):
         direct = user_model.user_permissions.through.objects.count()
         in_use = (
-            Permission.objects.filter(group__isnull=False)
-            .union(Permission.objects.filter(user__isnull=False))
+            Permission.objects.filter(Q(group__isnull=False) | Q(user__isnull=False))
+            .distinct()
             .count()
         )
     rows.append(("permissions in use (via groups or users)", in_use))

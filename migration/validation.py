@@ -121,8 +121,13 @@ def normalize_email(value: Any) -> str:
     value = unicodedata.normalize("NFC", value.strip())
     check_encoding("email", value)
     local, at, domain = value.rpartition("@")
-    if not at or not local or not domain:
+    if not at:
         raise RowInvalid("email", f"{value!r} is not an email address (no '@')", "invalid_email")
+    if not local or not domain:
+        where = "before" if not local else "after"
+        raise RowInvalid(
+            "email", f"{value!r} is not an email address (nothing {where} the '@')", "invalid_email"
+        )
     try:
         domain = domain.lower().encode("idna").decode("ascii")
     except UnicodeError:

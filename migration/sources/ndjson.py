@@ -39,8 +39,8 @@ class NdjsonSource(FileSource):
                 continue
             if number == 1 and line.startswith(b"\xef\xbb\xbf"):
                 line = line[3:]
-            text = line.decode("utf-8", errors="surrogateescape").strip()
-            if not text:
+            text = line.decode("utf-8", errors="surrogateescape").rstrip("\r\n")
+            if not text.strip():
                 continue
             try:
                 data = json.loads(text)
