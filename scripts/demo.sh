@@ -17,6 +17,7 @@ DJANGO_SECRET_KEY=$secret
 DJANGO_DEBUG=true
 DJANGO_SECURE_COOKIES=false
 SCALEKIT_EMULATOR_APP=true
+SCALEKIT_STAFF_ROLES=admin
 ENV
     echo "demo: wrote .env"
 fi

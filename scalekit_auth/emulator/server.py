@@ -128,7 +128,7 @@ class Emulator:
             self._http.shutdown()
             self._http.server_close()
         if self._grpc is not None:
-            self._grpc.stop(grace=0.5).wait()
+            self._grpc.stop(grace=0.2).wait()
         self.webhooks.stop()
         if self.persistence is not None:
             self.persistence.close()
