@@ -102,9 +102,15 @@ class TLSRouter:
         upstream_writer.get_extra_info("socket").setsockopt(
             socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
         )
-        await asyncio.gather(
-            _pipe(reader, upstream_writer), _pipe(upstream_reader, writer), return_exceptions=True
-        )
+        pipes = asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
+        try:
+            await pipes
+        except asyncio.CancelledError:
+            # Shutting down: end this connection quietly (asyncio's stream callback logs a
+            # handler task that ends cancelled).
+            pipes.cancel()
+            writer.close()
+            upstream_writer.close()
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
