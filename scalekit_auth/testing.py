@@ -1,0 +1,69 @@
+"""Test helpers for projects that install ``scalekit_auth``: log a test client in as a Scalekit
+user without a Scalekit environment.
+
+    from scalekit_auth.testing import scalekit_login
+
+    def test_reports_need_the_finance_role(client, django_user_model):
+        user = django_user_model.objects.create_user("ada")
+        scalekit_login(client, user, roles=["finance"], organization_id="org_1")
+        assert client.get("/reports/").status_code == 200
+
+For tests against the real flow, use the emulator: ``scalekit_auth.emulator.testing``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from .context import context_claims
+from .models import ScalekitIdentity
+from .session import SESSION_KEY
+from .views import BACKEND
+
+
+def scalekit_login(
+    client: Any,
+    user: Any,
+    *,
+    roles: Iterable[str] = (),
+    permissions: Iterable[str] = (),
+    organization_id: str = "org_test",
+    scalekit_user_id: str | None = None,
+    expires_in: int = 3600,
+) -> dict[str, Any]:
+    """Log ``client`` in as ``user`` with these Scalekit claims; return the claims.
+
+    The session holds no real tokens, so nothing is refreshed before ``expires_in`` seconds.
+    """
+    claims = context_claims(
+        {
+            "sub": scalekit_user_id or f"usr_test{user.pk}",
+            "oid": organization_id,
+            "sid": f"ses_test{user.pk}",
+            "roles": list(roles),
+            "permissions": list(permissions),
+            "exp": int(time.time()) + expires_in,
+        }
+    )
+    ScalekitIdentity.objects.update_or_create(
+        user=user,
+        defaults={
+            "scalekit_user_id": claims["sub"],
+            "organization_id": organization_id,
+            "roles": list(roles),
+            "linked_by": "created",
+        },
+    )
+    client.force_login(user, backend=BACKEND)
+    session = client.session
+    session[SESSION_KEY] = {
+        "access_token": "",
+        "refresh_token": "",
+        "id_token": "",
+        "expires_at": claims["exp"],
+        "claims": claims,
+    }
+    session.save()
+    return claims
