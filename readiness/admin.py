@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.models import ADDITION, LogEntry
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -81,6 +82,11 @@ class ReadOnlyInline(admin.TabularInline):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Whoever may see the item may see its sign-offs and history."""
+        parent = self.admin_site._registry[self.parent_model]
+        return parent.has_view_or_change_permission(request, obj)
 
 
 class SignOffInline(ReadOnlyInline):
@@ -282,6 +288,7 @@ class ChecklistItemAdmin(admin.ModelAdmin):
         "recent_results",
     )
     inlines = (SignOffInline, ItemEventInline)
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -86,6 +86,7 @@ def dashboard_context() -> dict[str, Any]:
     for item in items:
         totals[item.status] += 1
     done = sum(1 for i in items if i.is_done)
+    blockers = open_blockers(progress)
     return {
         "checklists": [
             {
@@ -95,7 +96,12 @@ def dashboard_context() -> dict[str, Any]:
             }
             for key, title in CHECKLISTS.items()
         ],
-        "blockers": open_blockers(progress),
+        "blockers": blockers,
+        # What to work on now: failing blockers, and open ones in sections not waiting on others.
+        "actionable": [
+            b for b in blockers if b["item"].status == ItemStatus.FAILING or not b["blocked"]
+        ],
+        "waiting": [b for b in blockers if b["item"].status != ItemStatus.FAILING and b["blocked"]],
         "last_run": last_run,
         "changes": changes_since_previous(last_run),
         "totals": totals,

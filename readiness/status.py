@@ -196,9 +196,16 @@ def live_items() -> QuerySet[ChecklistItem]:
 
 def section_progress(checklist: str | None = None) -> list[SectionProgress]:
     """Progress of every live section in order; each knows the earlier sections blocking it."""
-    sections = Section.objects.filter(retired=False).order_by("checklist", "order")
+    from .catalogue import CHECKLISTS
+
+    sections = Section.objects.filter(retired=False)
     if checklist:
         sections = sections.filter(checklist=checklist)
+    rank = list(CHECKLISTS)
+    sections = sorted(
+        sections,
+        key=lambda s: (rank.index(s.checklist) if s.checklist in rank else len(rank), s.order),
+    )
     items: dict[int, list[ChecklistItem]] = {}
     for item in live_items().order_by("order"):
         items.setdefault(item.section_id, []).append(item)

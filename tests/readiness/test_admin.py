@@ -1,0 +1,233 @@
+"""The readiness admin: dashboard, run button and action, sign-off pages, export, history."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.test import Client, override_settings
+from django.urls import reverse
+
+from readiness import signoffs
+from readiness.models import ChecklistItem, CheckRun, ItemEvent, ItemStatus, Section
+from readiness.runner import run_checks, select_probes
+
+from .helpers import CLIENT_SECRET, production
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client_for():
+    def make(user) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+def item_url(name: str, key: str) -> str:
+    return reverse(f"admin:readiness_item_{name}", args=[ChecklistItem.objects.get(key=key).pk])
+
+
+class TestDashboard:
+    def test_renders_progress_blockers_and_changes(self, admin_client_for, signer):
+        probes = select_probes(items=["B06", "B07"])
+        with override_settings(SESSION_COOKIE_AGE=3600):
+            run_checks(probes)
+        with override_settings(SESSION_COOKIE_AGE=1209600):
+            run_checks(probes)
+        response = admin_client_for(signer).get(reverse("admin:readiness_dashboard"))
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert "Blockers first" in html and "Run all checks now" in html
+        assert html.count('class="rd-bar"') == Section.objects.count()
+        assert "Phase 5: deploy and monitor" in html and "Reliability" in html
+        blockers = response.context["blockers"]
+        assert blockers[0]["item"].key == "B06"  # failing blockers come first
+        assert blockers[0]["item"].status == ItemStatus.FAILING
+        [change] = response.context["changes"]
+        assert (change.probe_id, change.before, change.after) == ("readiness.E011", "pass", "fail")
+        assert 'id="rd-changes"' in html
+
+    def test_viewer_sees_no_run_button(self, admin_client_for, viewer):
+        response = admin_client_for(viewer).get(reverse("admin:readiness_dashboard"))
+        assert response.status_code == 200
+        assert "Run all checks now" not in response.content.decode()
+
+    def test_anonymous_is_sent_to_login(self):
+        response = Client().get(reverse("admin:readiness_dashboard"))
+        assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+class TestRunning:
+    def test_run_all_button(self, admin_client_for, signer):
+        client = admin_client_for(signer)
+        assert client.get(reverse("admin:readiness_run_all")).status_code == 405
+        response = client.post(reverse("admin:readiness_run_all"), follow=True)
+        run = CheckRun.objects.get()
+        assert run.trigger == "admin" and run.triggered_by == signer
+        assert run.results.count() > 35
+        assert response.redirect_chain[-1][0] == reverse("admin:readiness_dashboard")
+        assert f"Run #{run.pk}:" in response.content.decode()
+        assert LogEntry.objects.filter(object_id=str(run.pk), user=signer).exists()
+
+    def test_run_needs_permission(self, admin_client_for, viewer):
+        assert admin_client_for(viewer).post(reverse("admin:readiness_run_all")).status_code == 403
+        assert not CheckRun.objects.exists()
+
+    def test_action_runs_selected_items(self, admin_client_for, signer):
+        ids = ChecklistItem.objects.filter(key__in=["B06", "B07", "H01"]).values_list(
+            "pk", flat=True
+        )
+        response = admin_client_for(signer).post(
+            reverse("admin:readiness_checklistitem_changelist"),
+            {"action": "run_selected_checks", "_selected_action": list(ids)},
+            follow=True,
+        )
+        assert response.status_code == 200
+        run = CheckRun.objects.get()
+        assert sorted(run.results.values_list("probe_id", flat=True)) == [
+            "readiness.E011",
+            "readiness.E012",
+        ]
+
+    def test_action_hidden_without_permission(self, admin_client_for, viewer):
+        response = admin_client_for(viewer).get(reverse("admin:readiness_checklistitem_changelist"))
+        assert "run_selected_checks" not in response.content.decode()
+
+    def test_run_one_item(self, admin_client_for, signer):
+        response = admin_client_for(signer).post(item_url("run", "B07"))
+        assert response.status_code == 302
+        assert ChecklistItem.objects.get(key="B07").status == ItemStatus.PASSING
+
+
+class TestSignOffPages:
+    def test_sign_off_and_revoke(self, admin_client_for, signer):
+        client = admin_client_for(signer)
+        page = client.get(item_url("sign_off", "H01"))
+        assert page.status_code == 200 and "Developers → Settings" in page.content.decode()
+        response = client.post(
+            item_url("sign_off", "H01"),
+            {
+                "signer_role": "",
+                "environment": "production",
+                "release": "v2.0",
+                "evidence_url": "https://wiki.example.com/h01",
+                "notes": "checked",
+                "expires_at": "",
+            },
+        )
+        assert response.status_code == 302
+        h01 = ChecklistItem.objects.get(key="H01")
+        assert h01.status == ItemStatus.SIGNED_OFF and h01.signoffs.get().release == "v2.0"
+        change = client.get(reverse("admin:readiness_checklistitem_change", args=[h01.pk]))
+        html = change.content.decode()
+        assert "Signed off by Grace Hopper" in html and "Revoke sign-off" in html
+        response = client.post(item_url("revoke", "H01"), {"reason": "wrong environment"})
+        assert response.status_code == 302
+        h01.refresh_from_db()
+        assert h01.status == ItemStatus.TODO
+
+    def test_refusal_is_shown_in_the_form(self, admin_client_for, signer):
+        response = admin_client_for(signer).post(item_url("sign_off", "H06"), {"notes": "done"})
+        assert response.status_code == 200
+        assert "section &#x27;Quick checks&#x27; comes first" in response.content.decode()
+        assert not ChecklistItem.objects.get(key="H06").signoffs.exists()
+
+    def test_sign_off_needs_permission(self, admin_client_for, viewer):
+        assert admin_client_for(viewer).get(item_url("sign_off", "H01")).status_code == 403
+
+    def test_past_reattest_date_refused(self, admin_client_for, signer):
+        response = admin_client_for(signer).post(
+            item_url("sign_off", "H01"), {"notes": "ok", "expires_at": "2020-01-01"}
+        )
+        assert "must be in the future" in response.content.decode()
+
+    def test_not_applicable_with_reason(self, admin_client_for, signer):
+        client = admin_client_for(signer)
+        response = client.post(item_url("applicability", "H21"), {"applicable": "0", "reason": ""})
+        assert "Say why this does not apply" in response.content.decode()
+        client.post(item_url("applicability", "H21"), {"applicable": "0", "reason": "No MCP."})
+        h21 = ChecklistItem.objects.get(key="H21")
+        assert h21.status == ItemStatus.NOT_APPLICABLE and h21.na_reason == "No MCP."
+
+    def test_section_not_applicable(self, admin_client_for, signer):
+        section = Section.objects.get(key="mcp")
+        url = reverse("admin:readiness_section_applicability", args=[section.pk])
+        admin_client_for(signer).post(url, {"applicable": "0", "reason": "We ship no MCP server."})
+        section.refresh_from_db()
+        assert section.not_applicable and section.na_reason == "We ship no MCP server."
+
+    def test_owner_and_evidence_edits_go_to_history(self, admin_client_for, signer):
+        h04 = ChecklistItem.objects.get(key="H04")
+        url = reverse("admin:readiness_checklistitem_change", args=[h04.pk])
+        client = admin_client_for(signer)
+        form = client.get(url).context["adminform"].form
+        data = {
+            name: form.initial.get(name) or ""
+            for name in ("owner", "evidence_text", "evidence_url")
+        }
+        data.update(
+            owner=signer.pk, evidence_text="SOP v3", evidence_url="https://wiki.example.com/sop"
+        )
+        for prefix in ("signoffs", "events"):
+            data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
+        inline_prefixes = [
+            f.prefix for f in client.get(url).context["inline_admin_formsets"] for f in [f.formset]
+        ]
+        for prefix in inline_prefixes:
+            data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
+        response = client.post(url, data)
+        assert response.status_code == 302, response.content.decode()[:2000]
+        actions = set(h04.events.values_list("action", flat=True))
+        assert {ItemEvent.Action.OWNER, ItemEvent.Action.EVIDENCE} <= actions
+
+
+class TestExport:
+    def test_markdown(self, admin_client_for, signer):
+        with production():
+            run_checks(select_probes(items=["A09", "B07"]), network=False)
+        signoffs.sign_off(
+            ChecklistItem.objects.get(key="H01"),
+            signer,
+            evidence_url="https://wiki.example.com/h01",
+            notes="matches",
+        )
+        response = admin_client_for(signer).get(reverse("admin:readiness_export") + "?format=md")
+        assert response.status_code == 200
+        assert response["Content-Type"].startswith("text/markdown")
+        assert 'filename="readiness-' in response["Content-Disposition"]
+        text = response.content.decode()
+        assert text.startswith("# Readiness report")
+        assert "## Production readiness" in text and "## Migration phases" in text
+        assert "- [x] **H01 Credentials match the production dashboard**: signed off" in text
+        assert "Sign-off: Grace Hopper (Eng lead)" in text
+        assert "`readiness.E012` PASS: Sessions are stored server side" in text
+        assert CLIENT_SECRET not in text
+
+    def test_html(self, admin_client_for, signer):
+        response = admin_client_for(signer).get(reverse("admin:readiness_export") + "?format=html")
+        assert response["Content-Type"].startswith("text/html")
+        assert "<h1>Readiness report</h1>" in response.content.decode()
+
+    def test_unknown_format(self, admin_client_for, signer):
+        response = admin_client_for(signer).get(reverse("admin:readiness_export") + "?format=pdf")
+        assert response.status_code == 400 and b"use md or html" in response.content
+
+
+def test_other_admin_pages_render(admin_client_for, superuser):
+    client = admin_client_for(superuser)
+    run = run_checks(select_probes(items=["B07"])).run
+    for url in (
+        reverse("admin:readiness_checklistitem_changelist"),
+        reverse("admin:readiness_checklistitem_changelist") + "?status__exact=passing",
+        reverse("admin:readiness_section_changelist"),
+        reverse("admin:readiness_checkrun_changelist"),
+        reverse("admin:readiness_checkrun_change", args=[run.pk]),
+        reverse("admin:readiness_signoff_changelist"),
+        reverse(
+            "admin:readiness_checklistitem_change", args=[ChecklistItem.objects.get(key="B07").pk]
+        ),
+    ):
+        assert client.get(url).status_code == 200, url

@@ -1,0 +1,96 @@
+"""The runner: results stored, items refreshed with history, changes since the last run."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import override_settings
+
+from readiness.dashboard import changes_since_previous
+from readiness.models import ChecklistItem, CheckResult, CheckRun, ItemStatus
+from readiness.runner import run_checks, select_probes
+
+from .helpers import production
+
+pytestmark = pytest.mark.django_db
+
+
+def test_run_stores_results_and_refreshes_items():
+    probes = select_probes(items=["B06", "B07"])
+    with override_settings(SESSION_COOKIE_AGE=1209600):
+        report = run_checks(probes, trigger=CheckRun.Trigger.COMMAND)
+    run = report.run
+    assert run.trigger == "command" and run.finished_at is not None
+    assert run.counts["fail"] == 1 and run.counts["pass"] == 1
+    assert run.failing_blockers == 1
+    assert sorted(run.results.values_list("probe_id", "status")) == [
+        ("readiness.E011", "fail"),
+        ("readiness.E012", "pass"),
+    ]
+    b06 = ChecklistItem.objects.get(key="B06")
+    assert (b06.status, b06.last_outcome) == (ItemStatus.FAILING, "fail")
+    event = b06.events.get(action="status")
+    assert (event.from_status, event.to_status) == ("todo", "failing")
+    assert event.message.startswith(f"check run #{run.pk}: [E011] SESSION_COOKIE_AGE is 1209600")
+    assert ChecklistItem.objects.get(key="B07").status == ItemStatus.PASSING
+    assert [o.probe.id for o in report.failing_blockers] == ["readiness.E011"]
+
+
+def test_changes_since_the_previous_run():
+    probes = select_probes(items=["B06"])
+    with override_settings(SESSION_COOKIE_AGE=1209600):
+        run_checks(probes)
+    with override_settings(SESSION_COOKIE_AGE=3600):
+        report = run_checks(probes)
+    [change] = report.changes
+    assert (change.probe.id, change.previous, change.status) == ("readiness.E011", "fail", "pass")
+    [stored] = changes_since_previous(report.run)
+    assert (stored.before, stored.after, stored.worse) == ("fail", "pass", False)
+    b06 = ChecklistItem.objects.get(key="B06")
+    assert b06.status == ItemStatus.PASSING
+    assert list(b06.events.filter(action="status").values_list("to_status", flat=True)) == [
+        "passing",
+        "failing",
+    ]
+
+
+def test_worst_probe_decides_the_item():
+    """A06 has a deploy probe and a settings probe; one failure fails the item."""
+    with production(SECURE_HSTS_SECONDS=3600):
+        run_checks(select_probes(items=["A06"]), network=False)
+    a06 = ChecklistItem.objects.get(key="A06")
+    assert a06.status == ItemStatus.PASSING and a06.last_outcome == "warn"
+    with production(SECURE_HSTS_INCLUDE_SUBDOMAINS=False):
+        run_checks(select_probes(items=["A06"]), network=False)
+    a06.refresh_from_db()
+    assert a06.status == ItemStatus.FAILING and "security.W005" in a06.last_message
+
+
+def test_no_store_writes_nothing():
+    report = run_checks(select_probes(items=["B07"]), store=False)
+    assert report.run is None and report.outcomes[0].status == "pass"
+    assert not CheckRun.objects.exists() and not CheckResult.objects.exists()
+
+
+def test_no_network_skips_network_probes():
+    report = run_checks(select_probes(kinds=["N"]), network=False)
+    assert {o.status for o in report.outcomes} == {"skip"}
+    assert not report.failing_blockers
+
+
+def test_select_probes_filters():
+    assert {p.item for p in select_probes(sections=["scim"])} == {"C01", "C02", "C03"}
+    assert [p.id for p in select_probes(ids=["readiness.E001"])] == ["readiness.E001"]
+    assert all(p.kind == "D" for p in select_probes(kinds=["D"]))
+
+
+def test_not_applicable_item_is_not_a_failing_blocker(signer):
+    from readiness import signoffs
+
+    signoffs.set_item_applicable(
+        ChecklistItem.objects.get(key="B06"), signer, False, "sessions are capped by the SSO proxy"
+    )
+    with override_settings(SESSION_COOKIE_AGE=1209600):
+        report = run_checks(select_probes(items=["B06"]))
+    assert report.outcomes[0].status == "fail"
+    assert report.outcomes[0].item_status == ItemStatus.NOT_APPLICABLE
+    assert not report.failing_blockers
