@@ -58,7 +58,9 @@ class AppSettings:
         "publishes no number (the limit is per environment and tuned per account): ask them.",
     )
     RATE_BURST = Setting(
-        None, "Token-bucket size (requests that may go at once); None means one second's worth."
+        None,
+        "Token-bucket size (requests that may go at once); None means a tenth of a second's "
+        "worth, which keeps Scalekit's own bucket from running dry under steady load.",
     )
 
     # Retry policy.

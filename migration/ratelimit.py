@@ -60,6 +60,15 @@ return tostring(math.max(until_, current) - now)
 """
 
 
+def default_burst(rate: float, burst: float | None) -> float:
+    """A tenth of a second's worth unless set.
+
+    A small bucket keeps the server's own bucket (often one second's worth) nearly full, so the
+    jitter of many workers' requests does not run into its limit once the import is steady.
+    """
+    return float(burst) if burst else max(1.0, float(rate) / 10)
+
+
 class RateLimiter(Protocol):
     def acquire(self) -> float:
         """Block until one request may go; return the seconds waited."""
@@ -76,7 +85,7 @@ class LocalTokenBucket:
 
     def __init__(self, rate: float, burst: float | None = None) -> None:
         self.rate = float(rate)
-        self.burst = float(burst or max(1.0, rate))
+        self.burst = default_burst(rate, burst)
         self.tokens = self.burst
         self.stamp = time.monotonic()
         self.pause_until = 0.0
@@ -120,7 +129,7 @@ class RedisTokenBucket:
         self.client = redis.Redis.from_url(url)
         self.key = key
         self.rate = float(rate)
-        self.burst = float(burst or max(1.0, rate))
+        self.burst = default_burst(rate, burst)
         self._acquire = self.client.register_script(_ACQUIRE)
         self._pause = self.client.register_script(_PAUSE)
 

@@ -1,0 +1,498 @@
+"""Imports through the real SDK against the emulator, in-process (threads, SQLite)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+
+import pytest
+from django.test import override_settings
+from scalekit.v1.commons import commons_pb2
+from scalekit.v1.organizations import organizations_pb2
+from scalekit.v1.users import users_pb2
+
+from migration.models import ImportRecord, ImportRun
+from migration.reporting import EXIT_OK, EXIT_PROBLEMS, EXIT_STOPPED
+
+from .conftest import FAST_MIGRATION
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Status = ImportRecord.Status
+
+USERS_CSV = (
+    "email,external_id,first_name,last_name,email_verified,memberships,metadata.team\n"
+    "alice@example.com,u1,Alice,Liddell,true,acme:admin;globex:editor,red\n"
+    "bob@example.com,u2,Bob,Builder,false,acme,\n"
+    "carol@example.com,u3,Carol,Danvers,true,globex:member|editor,blue\n"
+)
+
+
+def all_users(sdk) -> dict[str, object]:
+    users, token = {}, None
+    while True:
+        response = sdk.users.list_users(page_size=100, page_token=token)[0]
+        for user in response.users:
+            assert user.email not in users, f"{user.email} is in Scalekit twice"
+            users[user.email] = user
+        token = response.next_page_token
+        if not token:
+            return users
+
+
+def organizations_by_external_id(sdk) -> dict[str, str]:
+    response = sdk.organization.list_organizations(page_size=100)[0]
+    return {o.external_id: o.id for o in response.organizations}
+
+
+def memberships(user) -> dict[str, set[str]]:
+    return {m.organization_id: {r.name for r in m.roles} for m in user.memberships}
+
+
+def import_files(command, *, users=None, organizations=None, roles=None, extra=()):
+    args = []
+    for flag, path in (("--users", users), ("--organizations", organizations), ("--roles", roles)):
+        if path:
+            args += [flag, path]
+    return command("migration_import", *args, "--no-progress", *extra)
+
+
+def test_import_creates_roles_organizations_and_users_with_every_membership(
+    scalekit, sdk, command, write, organizations_csv, roles_csv
+):
+    result = import_files(
+        command,
+        users=write("users.csv", USERS_CSV),
+        organizations=organizations_csv,
+        roles=roles_csv,
+    )
+    assert result.code == EXIT_OK, result
+    assert "user          3     3" in result.out  # the summary table
+
+    orgs = organizations_by_external_id(sdk)
+    users = all_users(sdk)
+    assert set(users) == {"alice@example.com", "bob@example.com", "carol@example.com"}
+    alice = users["alice@example.com"]
+    assert alice.external_id == "u1"
+    assert alice.user_profile.given_name == "Alice" and alice.user_profile.family_name == "Liddell"
+    assert dict(alice.metadata) == {"team": "red"}
+    assert memberships(alice) == {orgs["acme"]: {"admin"}, orgs["globex"]: {"editor"}}
+    assert memberships(users["carol@example.com"]) == {orgs["globex"]: {"member", "editor"}}
+    editor = sdk.roles.get_role("editor")[0].role
+    assert editor.display_name == "Editor"
+    permissions = sdk.permissions.list_role_permissions("editor")[0].permissions
+    assert {p.name for p in permissions} == {"content:edit", "content:read"}
+    assert scalekit.control.emails() == []  # send_invitation_email is off by default
+
+    run = ImportRun.objects.get()
+    assert run.status == ImportRun.Status.COMPLETED
+    assert run.records.filter(outcome="created").count() == 1 + 2 + 3
+    assert all(r.scalekit_id for r in run.records.all())
+
+    verified = command("migration_verify", run.pk, "--json")
+    assert verified.code == EXIT_OK
+    assert json.loads(verified.out) == {"run": run.pk, "checked": 6, "differences": []}
+
+
+def test_corrupt_file_gives_one_precise_error_per_bad_row_and_imports_the_rest(
+    scalekit, sdk, command, write, organizations_csv
+):
+    users = write(
+        "users.csv",
+        b"email,external_id,org_external_id,roles,first_name\n"
+        b"good1@example.com,g1,acme,,One\n"
+        b"broken-email,b1,acme,,Two\n"
+        b"good2@example.com,g2,globex,member,Three\n"
+        b"latin@example.com,b2,acme,,Ren\xe9\n"
+        b"good1@example.com,b3,acme,,Dup\n"
+        b"ghost@example.com,b4,nowhere,,Four\n"
+        b"role@example.com,b5,acme,no_such_role,Five\n"
+        b'quote@example.com,b6,acme,,"Six"x\n'
+        b"good3@example.com,g3,acme,admin,Seven\n",
+    )
+    result = import_files(command, users=users, organizations=organizations_csv)
+    assert result.code == EXIT_PROBLEMS, result
+
+    run = ImportRun.objects.get()
+    errors = dict(run.records.filter(status=Status.INVALID).values_list("row_number", "last_error"))
+    assert errors == {
+        3: "email: 'broken-email' is not an email address (no '@')",
+        5: "first_name: byte 0xE9 at character 4 is not valid UTF-8 (was the file saved as Latin-1 or Windows-1252? export it as UTF-8)",
+        6: f"duplicate email 'good1@example.com': first seen at {users} line 2",
+        7: "memberships: unknown organization 'nowhere' (not in the organizations source)",
+        8: "memberships: unknown role 'no_such_role' (not in Scalekit and not defined in the roles source)",
+        9: "malformed CSV: ',' expected after '\"'",
+    }
+    assert set(all_users(sdk)) == {"good1@example.com", "good2@example.com", "good3@example.com"}
+
+    exported = command("migration_export_failures", run.pk)
+    rows = list(csv.DictReader(io.StringIO(exported.out)))
+    assert [(int(r["row_number"]), r["status"]) for r in rows] == [
+        (n, "invalid") for n in sorted(errors)
+    ]
+    assert rows[0]["reason"] == errors[3]
+
+
+@pytest.mark.parametrize("duplicate_status", ["INVALID_ARGUMENT", "ALREADY_EXISTS"])
+def test_second_run_of_the_same_file_creates_nothing_new(
+    scalekit, sdk, command, write, organizations_csv, roles_csv, duplicate_status
+):
+    scalekit.control.set_duplicate_status(
+        organization_external_id=duplicate_status,
+        user_email=duplicate_status,
+        user_external_id=duplicate_status,
+    )
+    users = write("users.csv", USERS_CSV)
+    assert (
+        import_files(command, users=users, organizations=organizations_csv, roles=roles_csv).code
+        == EXIT_OK
+    )
+    before = {email: (u.id, memberships(u)) for email, u in all_users(sdk).items()}
+    orgs_before = organizations_by_external_id(sdk)
+
+    second = import_files(command, users=users, organizations=organizations_csv, roles=roles_csv)
+    assert second.code == EXIT_OK, second
+    assert {email: (u.id, memberships(u)) for email, u in all_users(sdk).items()} == before
+    assert organizations_by_external_id(sdk) == orgs_before
+    run = ImportRun.objects.latest("pk")
+    assert Counter(run.records.values_list("outcome", flat=True)) == {"existing": 6}
+    assert command("migration_verify", run.pk).code == EXIT_OK
+
+
+def test_existing_user_gets_every_missing_membership_and_role(
+    scalekit, sdk, command, write, organizations_csv, roles_csv
+):
+    acme = sdk.organization.create_organization(
+        organizations_pb2.CreateOrganization(display_name="Acme", external_id="acme")
+    )[0].organization
+    existing = sdk.users.create_user_and_membership(
+        acme.id,
+        users_pb2.CreateUser(
+            email="alice@example.com",
+            external_id="u1",
+            membership=users_pb2.CreateMembership(roles=[commons_pb2.Role(name="member")]),
+        ),
+        send_invitation_email=False,
+    )[0].user
+
+    result = import_files(
+        command,
+        users=write("users.csv", USERS_CSV),
+        organizations=organizations_csv,
+        roles=roles_csv,
+    )
+    assert result.code == EXIT_OK, result
+    orgs = organizations_by_external_id(sdk)
+    alice = all_users(sdk)["alice@example.com"]
+    assert alice.id == existing.id
+    # admin added in acme (member kept), and the globex membership created.
+    assert memberships(alice) == {orgs["acme"]: {"member", "admin"}, orgs["globex"]: {"editor"}}
+    record = ImportRecord.objects.get(kind="user", external_id="u1")
+    assert record.outcome == "updated"
+    assert record.result == {"created_memberships": [orgs["globex"]]}
+    assert ImportRecord.objects.get(kind="organization", key="acme").outcome == "existing"
+
+    # Rollback deletes what the run created and the membership it added; alice stays.
+    run = ImportRun.objects.get()
+    rolled = command("migration_rollback", run.pk, "--yes", "--json")
+    assert rolled.code == EXIT_OK, rolled
+    assert json.loads(rolled.out)["deleted"] == {"user": 2, "organization": 1, "role": 1}
+    left = all_users(sdk)
+    assert set(left) == {"alice@example.com"}
+    assert memberships(left["alice@example.com"]) == {acme.id: {"member", "admin"}}
+    assert set(organizations_by_external_id(sdk)) == {"acme"}
+    run.refresh_from_db()
+    assert run.status == ImportRun.Status.ROLLED_BACK
+
+
+def test_user_without_external_id_is_found_by_email(
+    scalekit, sdk, command, write, organizations_csv
+):
+    acme = sdk.organization.create_organization(
+        organizations_pb2.CreateOrganization(display_name="Acme", external_id="acme")
+    )[0].organization
+    sdk.users.create_user_and_membership(
+        acme.id, users_pb2.CreateUser(email="Dana@Example.com"), send_invitation_email=False
+    )
+    users = write("users.csv", "email,memberships\ndana@example.com,acme;globex\n")
+    result = import_files(command, users=users, organizations=organizations_csv)
+    assert result.code == EXIT_OK, result
+    (dana,) = all_users(sdk).values()
+    assert len(dana.memberships) == 2
+    assert ImportRecord.objects.get(kind="user").outcome == "updated"
+
+
+def test_identity_conflict_is_a_permanent_error(scalekit, sdk, command, write, organizations_csv):
+    acme = sdk.organization.create_organization(
+        organizations_pb2.CreateOrganization(display_name="Acme", external_id="acme")
+    )[0].organization
+    other = sdk.users.create_user_and_membership(
+        acme.id,
+        users_pb2.CreateUser(email="erin@example.com", external_id="crm-77"),
+        send_invitation_email=False,
+    )[0].user
+    users = write(
+        "users.csv",
+        "email,external_id,org_external_id\nerin@example.com,u9,acme\nfred@example.com,u10,acme\n",
+    )
+    result = import_files(command, users=users, organizations=organizations_csv)
+    assert result.code == EXIT_PROBLEMS
+    record = ImportRecord.objects.get(kind="user", external_id="u9")
+    assert record.status == Status.FAILED and not record.retryable
+    assert record.error_code == "identity_conflict"
+    assert record.last_error == (
+        f"email 'erin@example.com' belongs to Scalekit user {other.id} with external id 'crm-77', not 'u9'"
+    )
+    assert ImportRecord.objects.get(kind="user", external_id="u10").status == Status.SUCCEEDED
+
+
+def test_invitation_emails(scalekit, command, write, organizations_csv, roles_csv):
+    users = write("users.csv", USERS_CSV)
+    with override_settings(MIGRATION={**FAST_MIGRATION, "INVITE_UNVERIFIED_EMAILS": True}):
+        assert (
+            import_files(
+                command, users=users, organizations=organizations_csv, roles=roles_csv
+            ).code
+            == EXIT_OK
+        )
+    assert [e["to"] for e in scalekit.control.emails()] == [
+        "bob@example.com"
+    ]  # email_verified=false only
+
+
+def test_send_invitation_email_option(scalekit, command, write, organizations_csv):
+    users = write("users.csv", "email,org_external_id\na@example.com,acme\nb@example.com,globex\n")
+    result = import_files(
+        command, users=users, organizations=organizations_csv, extra=["--send-invitation-email"]
+    )
+    assert result.code == EXIT_OK
+    assert sorted(e["to"] for e in scalekit.control.emails()) == ["a@example.com", "b@example.com"]
+
+
+def test_require_roles_stops_with_the_list_of_missing_roles(
+    scalekit, sdk, command, write, organizations_csv, roles_csv
+):
+    users = write("users.csv", USERS_CSV)
+    result = import_files(
+        command,
+        users=users,
+        organizations=organizations_csv,
+        roles=roles_csv,
+        extra=["--require-roles"],
+    )
+    assert result.code == EXIT_STOPPED
+    run = ImportRun.objects.get()
+    assert run.status == ImportRun.Status.FAILED
+    assert run.message == "roles missing in Scalekit (--require-roles): editor"
+    assert all_users(sdk) == {}
+    assert "editor" not in {r.name for r in sdk.roles.list_roles()[0].roles}
+
+
+def test_dry_run_sends_nothing(scalekit, command, write, organizations_csv, roles_csv):
+    scalekit.control.reset_counters()
+    result = import_files(
+        command,
+        users=write("users.csv", USERS_CSV),
+        organizations=organizations_csv,
+        roles=roles_csv,
+        extra=["--dry-run"],
+    )
+    assert result.code == EXIT_OK, result
+    assert "roles to create from the source: editor" in result.out
+    calls = scalekit.control.counters()["calls"]
+    assert not any(name.startswith(("Create", "Update", "Delete")) for name in calls), calls
+    run = ImportRun.objects.get()
+    assert run.dry_run and run.records.filter(status=Status.PENDING).count() == 6
+    assert command("migration_resume", run.pk).code == 2  # a dry run is not resumable
+
+
+def test_unavailable_faults_and_rate_limit_bursts_end_with_every_user_once(
+    scalekit, sdk, command, write, tmp_path
+):
+    from migration.testing import write_organizations_csv, write_users_csv
+
+    organizations = write_organizations_csv(tmp_path / "orgs.csv", 4)
+    users = write_users_csv(tmp_path / "users.csv", 40, 4)
+    # A server that allows 40 req/s (bursts of 4) against a client configured for 100 in bursts
+    # of 20: bursts are refused with RESOURCE_EXHAUSTED; and a fifth of calls fail UNAVAILABLE.
+    scalekit.control.set_faults(rate_limit_rps=40, rate_limit_burst=4, unavailable_ratio=0.2)
+    fast = {
+        **FAST_MIGRATION,
+        "CONCURRENCY": 8,
+        "BATCH_SIZE": 5,
+        "RATE_LIMIT": 100,
+        "RATE_BURST": 20,
+    }
+    with override_settings(MIGRATION=fast):
+        result = import_files(command, users=users, organizations=organizations)
+    assert result.code == EXIT_OK, result
+    rejected = scalekit.control.counters()["rejected"]
+    assert sum(rejected.values()) > 10, rejected
+    scalekit.control.clear_faults()
+    assert len(all_users(sdk)) == 40  # all_users asserts each email once
+    run = ImportRun.objects.get()
+    assert run.records.filter(status=Status.SUCCEEDED).count() == 44
+    verified = command("migration_verify", run.pk, "--json")
+    assert json.loads(verified.out)["differences"] == [] and verified.code == EXIT_OK
+
+
+def test_crashed_worker_records_are_rechecked_then_resumed(
+    scalekit, sdk, command, write, organizations_csv
+):
+    from migration.batches import claim
+    from migration.ingest import create_run
+    from migration.runner import execute
+    from migration.sources import open_file_source
+
+    users = write(
+        "users.csv",
+        "email,external_id,org_external_id\n"
+        + "".join(f"u{i}@example.com,x{i},acme\n" for i in range(6)),
+    )
+    run = create_run(
+        [open_file_source("organization", organizations_csv), open_file_source("user", users)]
+    )
+    # First pass: organizations only (a worker then dies while holding the users).
+    run.status = ImportRun.Status.RUNNING
+    run.save()
+    with override_settings(MIGRATION={**FAST_MIGRATION}):
+        from migration.runner import plan_roles, run_phase_inprocess
+
+        plan_roles(run)
+        run_phase_inprocess(run, "organization", None)
+    ids = list(run.records.filter(kind="user").order_by("id").values_list("id", flat=True))
+    held = claim(run, "user", ids[0], ids[-1], "dead-worker")
+    assert len(held) == 6
+    # The dead worker had sent three of them before it died.
+    acme = run.records.get(kind="organization", key="acme").scalekit_id
+    for record in held[:3]:
+        sdk.users.create_user_and_membership(
+            acme,
+            users_pb2.CreateUser(email=record.email, external_id=record.external_id),
+            send_invitation_email=False,
+        )
+
+    # Without --takeover the live lease is respected: nothing is sent twice.
+    with override_settings(MIGRATION={**FAST_MIGRATION, "LEASE_SECONDS": 300}):
+        stuck = execute(run)
+    assert stuck.status == ImportRun.Status.RUNNING
+    assert run.records.filter(status=Status.IN_FLIGHT).count() == 6
+
+    resumed = command("migration_resume", run.pk, "--takeover", "--no-progress")
+    assert resumed.code == EXIT_OK, resumed
+    assert len(all_users(sdk)) == 6
+    outcomes = Counter(run.records.filter(kind="user").values_list("outcome", flat=True))
+    assert outcomes == {"created": 6}  # the three found on re-check were created by this run
+    assert command("migration_verify", run.pk).code == EXIT_OK
+
+
+def test_expired_lease_is_taken_over_without_flag(scalekit, sdk, command, write, organizations_csv):
+    from migration.batches import claim
+    from migration.ingest import create_run
+    from migration.sources import open_file_source
+
+    users = write("users.csv", "email,org_external_id\na@example.com,acme\n")
+    run = create_run(
+        [open_file_source("organization", organizations_csv), open_file_source("user", users)]
+    )
+    user = run.records.get(kind="user")
+    claim(run, "user", user.pk, user.pk, "dead-worker")
+    with override_settings(MIGRATION={**FAST_MIGRATION, "LEASE_SECONDS": 0.001}):
+        result = command("migration_resume", run.pk, "--no-progress")
+    assert result.code == EXIT_OK, result
+    assert set(all_users(sdk)) == {"a@example.com"}
+
+
+def test_status_command(scalekit, command, write, organizations_csv):
+    import_files(
+        command,
+        users=write("u.csv", "email,org_external_id\na@example.com,acme\nbad,acme\n"),
+        organizations=organizations_csv,
+    )
+    run = ImportRun.objects.get()
+    status = command("migration_status", run.pk, "--json")
+    assert status.code == EXIT_PROBLEMS
+    data = json.loads(status.out)
+    assert data["status"] == "completed_with_errors"
+    assert data["kinds"]["user"] == {
+        "rows": 2,
+        "created": 1,
+        "existing": 0,
+        "updated": 0,
+        "failed": 0,
+        "invalid": 1,
+        "pending": 0,
+        "rolled_back": 0,
+    }
+    listing = command("migration_status")
+    line = next(line for line in listing.out.splitlines() if line.startswith(f"{run.pk} "))
+    assert line.split()[1:3] == ["completed_with_errors", "done"]
+
+
+def test_import_from_this_projects_database(scalekit, sdk, command, django_user_model):
+    from django.contrib.auth.models import Group
+
+    acme, globex = Group.objects.create(name="Acme"), Group.objects.create(name="Globex")
+    alice = django_user_model.objects.create_user("alice", "alice@example.com", first_name="Alice")
+    alice.groups.add(acme, globex)
+    bob = django_user_model.objects.create_user("bob", "bob@example.com")
+    bob.groups.add(acme)
+    settings = {
+        **FAST_MIGRATION,
+        "ORGANIZATION_MODEL": "auth.Group",
+        "ORGANIZATION_MEMBERS_FIELD": "user",
+        "ORGANIZATION_EXTERNAL_ID_FIELD": "name",
+        "ROLE_SOURCE": "none",
+    }
+    with override_settings(MIGRATION=settings):
+        result = command("migration_import", "--from-database", "--no-progress")
+    assert result.code == EXIT_OK, result
+    users = all_users(sdk)
+    assert users["alice@example.com"].external_id == str(alice.pk)  # the legacy primary key
+    assert (
+        len(users["alice@example.com"].memberships) == 2
+        and len(users["bob@example.com"].memberships) == 1
+    )
+
+
+def test_admin_retry_failed_sends_again_and_logs(
+    scalekit, sdk, admin_client, command, write, organizations_csv
+):
+    import time
+
+    from django.contrib.admin.models import LogEntry
+    from django.urls import reverse
+
+    from migration.batches import ledger_lock
+
+    users = write("users.csv", "email,org_external_id\na@example.com,acme\nb@example.com,globex\n")
+    scalekit.control.set_faults(unavailable_ratio=1.0, methods=["CreateUserAndMembership"])
+    with override_settings(MIGRATION={**FAST_MIGRATION, "MAX_ATTEMPTS": 1}):
+        assert (
+            import_files(command, users=users, organizations=organizations_csv).code
+            == EXIT_PROBLEMS
+        )
+    run = ImportRun.objects.get()
+    failed = run.records.get(kind="user", email="a@example.com")
+    assert (failed.status, failed.retryable, failed.error_code) == ("failed", True, "unavailable")
+    scalekit.control.clear_faults()
+
+    admin_client.post(
+        reverse("admin:migration_importrun_changelist"),
+        {"action": "retry_failed", "_selected_action": [run.pk]},
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with ledger_lock():  # the test database is a shared-cache in-memory SQLite
+            run.refresh_from_db()
+        if run.status != ImportRun.Status.RUNNING:
+            break
+        time.sleep(0.2)
+    assert run.status == ImportRun.Status.COMPLETED
+    assert set(all_users(sdk)) == {"a@example.com", "b@example.com"}
+    assert (
+        LogEntry.objects.get(object_id=str(run.pk))
+        .get_change_message()
+        .startswith("Retried 2 failed record(s)")
+    )

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from migration.ratelimit import LocalTokenBucket, RedisTokenBucket, default_burst
+from migration.testing import ServiceUnavailable, redis_server
+
+
+def drain(bucket, threads: int, seconds: float) -> int:
+    """How many tokens ``threads`` threads get from ``bucket`` in ``seconds``."""
+    count = 0
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def work() -> None:
+        nonlocal count
+        while time.monotonic() < stop:
+            bucket.acquire()
+            if time.monotonic() < stop:
+                with lock:
+                    count += 1
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return count
+
+
+def test_default_burst_is_a_tenth_of_a_second():
+    assert default_burst(200, None) == 20
+    assert default_burst(5, None) == 1
+    assert default_burst(200, 50) == 50
+
+
+def test_local_bucket_holds_the_rate_across_threads():
+    got = drain(LocalTokenBucket(rate=50, burst=5), threads=8, seconds=1.0)
+    assert 45 <= got <= 60, got  # 50/s plus the burst of 5
+
+
+def test_pause_stops_every_thread_then_restarts_empty():
+    bucket = LocalTokenBucket(rate=100, burst=10)
+    bucket.pause(0.3)
+    started = time.monotonic()
+    bucket.acquire()
+    assert time.monotonic() - started >= 0.27
+    assert bucket.pauses() == 1
+    bucket.pause(0.01)  # a shorter pause does not cut the one in force
+    assert bucket.pauses() == 1 or time.monotonic() - started > 0.3
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    try:
+        with redis_server() as url:
+            yield url
+    except ServiceUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.mark.celery
+def test_redis_bucket_is_shared_by_separate_clients(redis_url):
+    # Two buckets with their own connections, like two workers on two machines.
+    a = RedisTokenBucket(redis_url, "test:shared", rate=40, burst=4)
+    b = RedisTokenBucket(redis_url, "test:shared", rate=40, burst=4)
+    a.reset()
+    results = []
+    threads = [
+        threading.Thread(target=lambda x=x: results.append(drain(x, 4, 1.0))) for x in (a, b)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert 36 <= sum(results) <= 48, results  # one shared 40/s, not 80/s
+    assert min(results) > 5  # both got a share
+
+
+@pytest.mark.celery
+def test_redis_pause_reaches_every_client(redis_url):
+    a = RedisTokenBucket(redis_url, "test:pause", rate=100, burst=10)
+    b = RedisTokenBucket(redis_url, "test:pause", rate=100, burst=10)
+    a.reset()
+    a.pause(0.4)
+    started = time.monotonic()
+    b.acquire()
+    assert time.monotonic() - started >= 0.35
+    assert b.pauses() == 1
