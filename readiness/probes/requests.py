@@ -7,11 +7,13 @@ The views exercised build Scalekit URLs locally, so none of these probes needs t
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import import_module
 from typing import Any
@@ -44,6 +46,50 @@ from .settings import PROBE_ORIGIN
 
 URLSAFE_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
 PROBE_MARKER = "readiness_probe_marker"
+
+
+QUIET_LOGGERS = ("django.request", "django.security.csrf")
+
+
+class _ThisThreadBelowError(logging.Filter):
+    """Drops this thread's records under ERROR; other threads (real requests) log as usual."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread != self.thread or record.levelno >= logging.ERROR
+
+
+def quiet(func: Callable[[ProbeContext], ProbeResult]) -> Callable[[ProbeContext], ProbeResult]:
+    """Keep the 404s, 405s and 403s a probe provokes on purpose out of the logs (500s still show)."""
+
+    @functools.wraps(func)
+    def wrapper(ctx: ProbeContext) -> ProbeResult:
+        loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+        log_filter = _ThisThreadBelowError()
+        for logger in loggers:
+            logger.addFilter(log_filter)
+        try:
+            return func(ctx)
+        finally:
+            for logger in loggers:
+                logger.removeFilter(log_filter)
+
+    return wrapper
+
+
+def request_probe(id: str, **kwargs: Any) -> Callable[[Callable], Callable]:
+    """``probe(..., kind=REQUEST)`` for a function whose expected errors are not logged."""
+
+    def decorator(
+        func: Callable[[ProbeContext], ProbeResult],
+    ) -> Callable[[ProbeContext], ProbeResult]:
+        probe(id, kind=REQUEST, **kwargs)(quiet(func))
+        return func
+
+    return decorator
 
 
 class _Rollback(Exception):
@@ -117,11 +163,10 @@ def _env_netloc() -> str:
 # --- A. Quick checks ---------------------------------------------------------------------------
 
 
-@probe(
+@request_probe(
     "readiness.E041",
     item="A05",
     title="Proxy header makes requests secure",
-    kind=REQUEST,
     reads=("SECURE_PROXY_SSL_HEADER", "READINESS.BEHIND_TLS_PROXY"),
 )
 def proxy_header_honoured(ctx: ProbeContext) -> ProbeResult:
@@ -142,11 +187,10 @@ def proxy_header_honoured(ctx: ProbeContext) -> ProbeResult:
     return passed(f"{header[0]}={header[1]} makes request.is_secure() true, and only that value.")
 
 
-@probe(
+@request_probe(
     "readiness.E042",
     item="A07",
     title="CORS preflight from a foreign origin refused",
-    kind=REQUEST,
     reads=("MIDDLEWARE",),
 )
 def cors_preflight(ctx: ProbeContext) -> ProbeResult:
@@ -183,11 +227,10 @@ def _cookie_findings(response: HttpResponse, name: str, label: str) -> list[Prob
     return findings
 
 
-@probe(
+@request_probe(
     "readiness.E043",
     item="B01",
     title="Session and CSRF cookies on the wire",
-    kind=REQUEST,
     reads=(
         "SESSION_COOKIE_SECURE",
         "SESSION_COOKIE_HTTPONLY",
@@ -239,11 +282,10 @@ def _login(
     return client, response
 
 
-@probe(
+@request_probe(
     "readiness.E044",
     item="B10",
     title="Login sends a strong state and PKCE",
-    kind=REQUEST,
     reads=("SCALEKIT_AUTH.REDIRECT_URI", "SCALEKIT_AUTH.ENVIRONMENT_URL"),
     asvs="2.1.1",
 )
@@ -279,7 +321,13 @@ def login_state_and_pkce(ctx: ProbeContext) -> ProbeResult:
     elif state not in stored:
         findings.append(failed("the state is not kept in the server-side session"))
     if query.get("redirect_uri") != contract.scalekit_setting("REDIRECT_URI"):
-        findings.append(failed("redirect_uri differs from SCALEKIT_AUTH['REDIRECT_URI']"))
+        configured = contract.scalekit_setting("REDIRECT_URI") or "(empty)"
+        findings.append(
+            failed(
+                f"redirect_uri {query.get('redirect_uri') or '(none)'} differs from "
+                f"SCALEKIT_AUTH['REDIRECT_URI'] {configured}"
+            )
+        )
     if not query.get("code_challenge") or query.get("code_challenge_method") != "S256":
         findings.append(failed("no S256 PKCE code_challenge is sent"))
     if not query.get("nonce"):
@@ -293,7 +341,11 @@ def login_state_and_pkce(ctx: ProbeContext) -> ProbeResult:
 
 
 class _ExchangeSpy:
-    """Records calls to the SDK's code exchange made by this thread during a probe."""
+    """Counts authorization-code exchanges this thread makes through the SDK during a probe.
+
+    Every exchange, the SDK's ``authenticate_with_code`` or a project's own call, goes through
+    ``CoreClient.authenticate``. Other threads pass through the wrapper untouched.
+    """
 
     def __init__(self) -> None:
         self.calls = 0
@@ -301,31 +353,33 @@ class _ExchangeSpy:
 
     @contextmanager
     def installed(self) -> Iterator[_ExchangeSpy]:
-        from scalekit import ScalekitClient
+        from scalekit.core import CoreClient
 
-        original = ScalekitClient.authenticate_with_code
+        original = CoreClient.authenticate
         spy = self
 
-        def wrapper(client: Any, *args: Any, **kwargs: Any) -> Any:
-            if threading.get_ident() == spy.thread:
+        def authenticate(client: Any, data: dict, *args: Any, **kwargs: Any) -> Any:
+            if (
+                threading.get_ident() == spy.thread
+                and data.get("grant_type") == "authorization_code"
+            ):
                 spy.calls += 1
-            return original(client, *args, **kwargs)
+            return original(client, data, *args, **kwargs)
 
-        ScalekitClient.authenticate_with_code = wrapper
+        CoreClient.authenticate = authenticate
         try:
             yield self
         finally:
-            ScalekitClient.authenticate_with_code = original
+            CoreClient.authenticate = original
 
 
 TOKEN_KEY_RE = re.compile(r"(access|refresh|id)_?token", re.IGNORECASE)
 
 
-@probe(
+@request_probe(
     "readiness.E045",
     item="B11",
     title="Callback rejects a forged state",
-    kind=REQUEST,
     reads=("ROOT_URLCONF",),
     asvs="4.2.2",
 )
@@ -367,11 +421,10 @@ def callback_rejects_forged_state(ctx: ProbeContext) -> ProbeResult:
     )
 
 
-@probe(
+@request_probe(
     "readiness.E046",
     item="B12",
     title="Logout clears everything",
-    kind=REQUEST,
     reads=("SCALEKIT_AUTH.POST_LOGOUT_REDIRECT_URI", "ALLOWED_HOSTS"),
     asvs="3.3.1",
 )
@@ -427,7 +480,8 @@ def logout_clears_session(ctx: ProbeContext) -> ProbeResult:
         findings.append(failed(f"logout redirects off-site to {location.netloc}"))
     return worst(
         findings,
-        "Logout deletes the session and its cookie and ends the Scalekit session.",
+        "Logout deletes the session and its cookie"
+        + (" and ends the Scalekit session." if location.path == "/oidc/logout" else "."),
         evidence=evidence,
     )
 
@@ -461,11 +515,10 @@ def _backend() -> str:
     return model_backend if model_backend in backends else backends[0]
 
 
-@probe(
+@request_probe(
     "readiness.E047",
     item="B13",
     title="Authenticated pages not cached",
-    kind=REQUEST,
     reads=("READINESS.PROTECTED_URLS",),
     asvs="8.2.1",
 )
@@ -498,11 +551,10 @@ def no_caching_of_protected_pages(ctx: ProbeContext) -> ProbeResult:
     )
 
 
-@probe(
+@request_probe(
     "readiness.E048",
     item="B14",
     title="Login ignores an off-site next",
-    kind=REQUEST,
     reads=("ALLOWED_HOSTS",),
     asvs="5.1.5",
 )
@@ -535,11 +587,10 @@ def _row_counts() -> dict[str, int]:
     return counts
 
 
-@probe(
+@request_probe(
     "readiness.E049",
     item="C02",
     title="Webhook rejects unsigned calls",
-    kind=REQUEST,
     reads=("SCALEKIT_AUTH.WEBHOOK_SECRET",),
 )
 def webhook_rejects_unsigned(ctx: ProbeContext) -> ProbeResult:
@@ -581,11 +632,10 @@ def webhook_rejects_unsigned(ctx: ProbeContext) -> ProbeResult:
     )
 
 
-@probe(
+@request_probe(
     "readiness.E050",
     item="C03",
     title="Webhook view accepts POST only",
-    kind=REQUEST,
     reads=("ROOT_URLCONF",),
 )
 def webhook_post_only(ctx: ProbeContext) -> ProbeResult:
@@ -609,11 +659,10 @@ def webhook_post_only(ctx: ProbeContext) -> ProbeResult:
     return passed("The webhook view answers 405 to everything but POST.", evidence=statuses)
 
 
-@probe(
+@request_probe(
     "readiness.E051",
     item="C04",
     title="Admin-portal link view protected",
-    kind=REQUEST,
     reads=("READINESS.ADMIN_PORTAL_URL_NAME",),
 )
 def admin_portal_protected(ctx: ProbeContext) -> ProbeResult:
@@ -655,11 +704,10 @@ def _to_login(response: HttpResponse) -> bool:
     return target in {c for c in candidates if c}
 
 
-@probe(
+@request_probe(
     "readiness.E052",
     item="D01",
     title="Protected URLs enforced",
-    kind=REQUEST,
     reads=("READINESS.PROTECTED_URLS", "LOGIN_URL"),
     asvs="4.1.1",
 )
@@ -714,11 +762,10 @@ DEBUG_MARKERS = (
 )
 
 
-@probe(
+@request_probe(
     "readiness.E053",
     item="EH1",
     title="Error pages leak nothing",
-    kind=REQUEST,
     reads=("DEBUG",),
     asvs="7.4.1",
 )

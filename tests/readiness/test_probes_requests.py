@@ -110,7 +110,10 @@ class TestLogin:
         result = probe_in(BAD, "readiness.E044")
         assert result.status == FAIL
         assert "the state has 6 characters" in result.message.lower()
-        assert "redirect_uri differs" in result.message
+        assert (
+            "redirect_uri https://elsewhere.example/cb differs from "
+            "SCALEKIT_AUTH['REDIRECT_URI'] https://app.example.com/auth/callback/"
+        ) in result.message
         assert "no S256 PKCE code_challenge" in result.message
 
     def test_login_not_installed(self):
@@ -267,8 +270,32 @@ class TestErrorPages:
 
 
 def test_callback_spy_restores_the_sdk():
-    from scalekit import ScalekitClient
+    from scalekit.core import CoreClient
 
-    original = ScalekitClient.authenticate_with_code
+    original = CoreClient.authenticate
     probe_in(GOOD, "readiness.E045")
-    assert ScalekitClient.authenticate_with_code is original
+    assert CoreClient.authenticate is original
+
+
+def test_callback_that_exchanges_a_forged_code_is_caught(scalekit_settings):
+    """A callback that skips the state check and sends the code to Scalekit (the emulator)."""
+    from django.test import override_settings
+
+    with override_settings(
+        ROOT_URLCONF="tests.readiness.urls_exchanging", ALLOWED_HOSTS=["localhost"]
+    ):
+        result = run_probe("readiness.E045")
+    assert result.status == FAIL
+    assert result.evidence["exchange_calls"] == 1
+    assert "The code was exchanged although the state was forged" in result.message
+
+
+def test_expected_errors_are_not_logged(caplog):
+    """The 404s and 405s probes provoke on purpose stay out of the logs."""
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        probe_in(GOOD, "readiness.E050")
+        probe_in(GOOD, "readiness.E053")
+    assert "Method Not Allowed" not in caplog.text and "Not Found" not in caplog.text
+    assert not logging.getLogger("django.request").filters
