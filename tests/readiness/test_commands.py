@@ -80,3 +80,25 @@ def test_unknown_section_is_a_usage_error():
 def test_no_store():
     code, _ = run("--item", "B07", "--no-store")
     assert code == 0 and not CheckRun.objects.exists()
+
+
+def test_no_secret_in_any_output(scalekit_settings):
+    """A full run (network included, against the emulator) prints no secret, in JSON or table."""
+    from .helpers import WEBHOOK_SECRET, production, production_scalekit
+
+    with production(
+        SCALEKIT_AUTH=production_scalekit(
+            ENVIRONMENT_URL=scalekit_settings["ENVIRONMENT_URL"],
+            CLIENT_ID=scalekit_settings["CLIENT_ID"],
+            CLIENT_SECRET=scalekit_settings["CLIENT_SECRET"],
+            CA_BUNDLE=scalekit_settings["CA_BUNDLE"],
+        )
+    ):
+        _, as_json = run("--json")
+        _, as_table = run()
+    results = {r["id"]: r for r in json.loads(as_json)["results"]}
+    assert results["readiness.E056"]["status"] == "pass"  # the secret was used, and works
+    for secret in (scalekit_settings["CLIENT_SECRET"], WEBHOOK_SECRET):
+        assert secret not in as_json and secret not in as_table
+        assert not CheckRun.objects.filter(results__evidence__icontains=secret).exists()
+        assert not CheckRun.objects.filter(results__message__icontains=secret).exists()
