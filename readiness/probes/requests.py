@@ -63,11 +63,13 @@ class _ThisThreadBelowError(logging.Filter):
 
 
 def quiet(func: Callable[[ProbeContext], ProbeResult]) -> Callable[[ProbeContext], ProbeResult]:
-    """Keep the 404s, 405s and 403s a probe provokes on purpose out of the logs (500s still show)."""
+    """Keep what a probe provokes on purpose out of the logs: its 404s, 405s and 403s, and the
+    auth app's "login failed" for its forged state. Errors (500s) still show."""
 
     @functools.wraps(func)
     def wrapper(ctx: ProbeContext) -> ProbeResult:
-        loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+        names = (*QUIET_LOGGERS, app_settings.AUTH_LOGGER)
+        loggers = [logging.getLogger(name) for name in names]
         log_filter = _ThisThreadBelowError()
         for logger in loggers:
             logger.addFilter(log_filter)

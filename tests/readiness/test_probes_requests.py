@@ -297,5 +297,7 @@ def test_expected_errors_are_not_logged(caplog):
     with caplog.at_level(logging.WARNING):
         probe_in(GOOD, "readiness.E050")
         probe_in(GOOD, "readiness.E053")
+        probe_in(GOOD, "readiness.E045")
     assert "Method Not Allowed" not in caplog.text and "Not Found" not in caplog.text
+    assert "state_mismatch" not in caplog.text
     assert not logging.getLogger("django.request").filters
