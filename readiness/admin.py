@@ -3,6 +3,7 @@ dashboard (progress per section, blockers first, changes since the last run, exp
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from django.contrib import admin, messages
@@ -144,14 +145,26 @@ class SectionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._local = threading.local()  # one ModelAdmin serves every thread
+
     def changelist_view(
         self, request: HttpRequest, extra_context: dict | None = None
     ) -> HttpResponse:
-        self._progress = {row.section.pk: row for row in section_progress()}
-        return super().changelist_view(request, extra_context)
+        self._local.progress = {row.section.pk: row for row in section_progress()}
+        try:
+            response = super().changelist_view(request, extra_context)
+            if isinstance(response, TemplateResponse):
+                response.render()  # while the progress is at hand
+            return response
+        finally:
+            self._local.progress = None
 
     def _row(self, obj: Section) -> Any:
-        progress = getattr(self, "_progress", None) or {r.section.pk: r for r in section_progress()}
+        progress = getattr(self._local, "progress", None)
+        if progress is None:
+            progress = {r.section.pk: r for r in section_progress(obj.checklist)}
         return progress.get(obj.pk)
 
     @admin.display(description="progress")

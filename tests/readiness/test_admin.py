@@ -231,3 +231,12 @@ def test_other_admin_pages_render(admin_client_for, superuser):
         ),
     ):
         assert client.get(url).status_code == 200, url
+
+
+def test_section_list_shows_progress_and_blocking(admin_client_for, superuser):
+    client = admin_client_for(superuser)
+    html = client.get(reverse("admin:readiness_section_changelist")).content.decode()
+    assert html.count("width:140px") == Section.objects.count()
+    assert "Quick checks, Core auth flows" in html  # blocked-by column of a later section
+    bad_filter = client.get(reverse("admin:readiness_section_changelist") + "?nope=1")
+    assert bad_filter.status_code == 302
