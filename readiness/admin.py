@@ -11,7 +11,7 @@ from django.contrib.admin.models import ADDITION, LogEntry
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -408,6 +408,7 @@ class ChecklistItemAdmin(admin.ModelAdmin):
             path("dashboard/", wrap(self.dashboard_view), name="readiness_dashboard"),
             path("run/", wrap(require_POST(self.run_all_view)), name="readiness_run_all"),
             path("export/", wrap(self.export_view), name="readiness_export"),
+            path("status.json", wrap(self.status_view), name="readiness_status"),
             path(
                 "<int:pk>/run/", wrap(require_POST(self.run_item_view)), name="readiness_item_run"
             ),
@@ -465,6 +466,37 @@ class ChecklistItemAdmin(admin.ModelAdmin):
         stamp = timezone.now().strftime("%Y%m%d-%H%M")
         response["Content-Disposition"] = f'attachment; filename="readiness-{stamp}.{fmt}"'
         return response
+
+    def status_view(self, request: HttpRequest) -> HttpResponse:
+        """Machine-readable state for monitoring: the last run and each item's status."""
+        self._require_view(request)
+        context = dashboard_context()
+        run = context["last_run"]
+        return JsonResponse(
+            {
+                "done": context["done"],
+                "total": context["total"],
+                "open_blockers": [row["item"].key for row in context["blockers"]],
+                "last_run": None
+                if run is None
+                else {
+                    "id": run.pk,
+                    "started_at": run.started_at,
+                    "trigger": run.trigger,
+                    "counts": run.counts,
+                    "failing_blockers": run.failing_blockers,
+                },
+                "items": {
+                    item.key: {
+                        "status": item.status,
+                        "outcome": item.last_outcome,
+                        "section": item.section.key,
+                    }
+                    for row in section_progress()
+                    for item in row.items
+                },
+            }
+        )
 
     def sign_off_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         item = get_object_or_404(ChecklistItem.objects.select_related("section"), pk=pk)

@@ -240,3 +240,19 @@ def test_section_list_shows_progress_and_blocking(admin_client_for, superuser):
     assert "Quick checks, Core auth flows" in html  # blocked-by column of a later section
     bad_filter = client.get(reverse("admin:readiness_section_changelist") + "?nope=1")
     assert bad_filter.status_code == 302
+
+
+def test_status_json_for_staff_only(admin_client_for, viewer, user):
+    run_checks(select_probes(items=["B07"]))
+    url = reverse("admin:readiness_status")
+    response = admin_client_for(viewer).get(url)
+    assert response.status_code == 200
+    assert "no-cache" in response["Cache-Control"]
+    payload = response.json()
+    assert payload["items"]["B07"] == {
+        "status": "passing",
+        "outcome": "pass",
+        "section": "core_flows",
+    }
+    assert payload["last_run"]["counts"]["pass"] == 1 and "A01" in payload["open_blockers"]
+    assert admin_client_for(user).get(url).status_code == 302  # not staff: to the admin login
