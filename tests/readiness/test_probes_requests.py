@@ -301,3 +301,16 @@ def test_expected_errors_are_not_logged(caplog):
     assert "Method Not Allowed" not in caplog.text and "Not Found" not in caplog.text
     assert "state_mismatch" not in caplog.text
     assert not logging.getLogger("django.request").filters
+
+
+class TestLogoutThroughScalekit:
+    def test_oidc_logout_with_https_post_logout_uri(self):
+        result = probe_in("tests.readiness.urls_logout", "readiness.E046")
+        assert result.status == PASS, result.message
+        assert result.message.endswith("and ends the Scalekit session.")
+        assert result.evidence["location_path"] == "/oidc/logout"
+
+    def test_oidc_logout_with_http_post_logout_uri(self):
+        result = probe_in("tests.readiness.urls_logout_http", "readiness.E046")
+        assert result.status == FAIL
+        assert "post_logout_redirect_uri http://app.example.com/ is not https" in result.message

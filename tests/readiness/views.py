@@ -85,3 +85,25 @@ def exchanging_callback(request: HttpRequest) -> HttpResponse:
     except ScalekitException:
         return HttpResponse("invalid code", status=400)
     return HttpResponseRedirect("/")
+
+
+def _oidc_logout(request: HttpRequest, post_logout: str) -> HttpResponse:
+    from django.contrib.auth import logout
+    from django.views.decorators.http import require_POST
+
+    @require_POST
+    def view(request: HttpRequest) -> HttpResponse:
+        logout(request)
+        return HttpResponseRedirect(
+            f"{ENV}/oidc/logout?id_token_hint=x&post_logout_redirect_uri={post_logout}"
+        )
+
+    return view(request)
+
+
+def oidc_logout(request: HttpRequest) -> HttpResponse:
+    return _oidc_logout(request, "https://app.example.com/")
+
+
+def oidc_logout_to_http(request: HttpRequest) -> HttpResponse:
+    return _oidc_logout(request, "http://app.example.com/")

@@ -1,0 +1,16 @@
+"""scalekit_auth's views with a logout that goes on to Scalekit's /oidc/logout (two variants)."""
+
+from django.urls import include, path
+
+from scalekit_auth import urls as real
+
+from . import views
+
+
+def with_logout(view):  # noqa: ANN001, ANN201
+    patterns = [p for p in real.urlpatterns if p.name != "logout"]
+    patterns.append(path("logout/", view, name="logout"))
+    return [path("auth/", include((patterns, "scalekit_auth")))]
+
+
+urlpatterns = with_logout(views.oidc_logout)
