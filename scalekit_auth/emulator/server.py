@@ -105,7 +105,9 @@ class Emulator:
         self._http = HTTPServer(("127.0.0.1", 0), self)
         threading.Thread(target=self._http.serve_forever, name="emulator-http", daemon=True).start()
         self._router = TLSRouter(
-            self.certificates.server_context(["h2", "http/1.1"]),
+            # Server preference: a browser offering both gets HTTP/1.1 (the hosted login page);
+            # grpc-core offers only h2 and gets the gRPC backend.
+            self.certificates.server_context(["http/1.1", "h2"]),
             Backends(grpc_port=grpc_port, http_port=self._http.server_address[1]),
         )
         self.port = self._router.start(self.host, self.requested_port)
