@@ -31,16 +31,13 @@ CHROMIUM_ARGS = [
     # The emulator's certificate is issued by its own CA, which this browser does not know.
     "--ignore-certificate-errors",
 ]
-# The emulator routes every TLS connection that negotiates ALPN "h2" to its gRPC server, and
-# it prefers h2, so a browser's HTTP/2 request for the hosted login page reaches gRPC and fails
-# (net::ERR_HTTP2_PROTOCOL_ERROR). Until it prefers http/1.1 (see the xfail below), the
-# browser speaks HTTP/1.1 to it, as requests does.
-HTTP1_ONLY = ["--disable-http2"]
+# Chromium offers HTTP/2 as well as HTTP/1.1, so this test also guards the emulator's ALPN
+# preference: a browser that lands on its gRPC side gets net::ERR_HTTP2_PROTOCOL_ERROR.
 ARTIFACTS = Path(django_settings.BASE_DIR) / "test-artifacts"
 
 
-@pytest.fixture(params=[HTTP1_ONLY], ids=["http1"])
-def chromium(request):
+@pytest.fixture
+def chromium():
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(
             f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; "
@@ -49,9 +46,7 @@ def chromium(request):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS + request.param
-        )
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             yield browser
         finally:
@@ -148,18 +143,4 @@ def test_login_profile_and_logout_in_headless_chromium(chromium, site, sdk, fres
     chain = redirect_chain(again)
     assert chain[1] == f"{site.url}/auth/login/?next=/profile/"
     assert chain[-1].startswith(f"{fresh_emulator.url}/oauth/authorize?")
-    assert page.locator("#email").count() == 1
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="emulator ALPN: scalekit_auth/emulator/server.py offers ['h2', 'http/1.1'] and the "
-    "router sends h2 to gRPC, so Chromium's HTTP/2 gets gRPC; offering ['http/1.1', 'h2'] "
-    "fixes it (server preference: browsers get http/1.1, grpc-core, which offers only h2, "
-    "gets h2). Then drop this marker and HTTP1_ONLY.",
-)
-@pytest.mark.parametrize("chromium", [[]], ids=["http2"], indirect=True)
-def test_hosted_login_page_works_over_http2(chromium, site, fresh_emulator):
-    page = chromium.new_context().new_page()
-    page.goto(f"{site.url}/profile/")
     assert page.locator("#email").count() == 1
