@@ -92,10 +92,19 @@ def production_settings(**overrides: Any) -> dict[str, Any]:
 
 
 @contextmanager
-def production(**overrides: Any) -> Iterator[None]:
-    """Production settings with the Scalekit credentials exported in the environment."""
-    saved = {name: os.environ.get(name) for name in PROD_ENV}
-    os.environ.update(PROD_ENV)
+def production(env: dict[str, str | None] | None = None, **overrides: Any) -> Iterator[None]:
+    """Production settings with the Scalekit credentials exported in the environment.
+
+    ``env`` changes the exported variables (``None`` unsets one). Every variable touched is put
+    back on exit, so use this rather than ``monkeypatch.setenv`` for the ``SCALEKIT_*`` names.
+    """
+    exported = {**PROD_ENV, **(env or {})}
+    saved = {name: os.environ.get(name) for name in exported}
+    for name, value in exported.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     try:
         with override_settings(**production_settings(**overrides)):
             yield

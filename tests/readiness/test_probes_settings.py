@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from django.contrib import admin
 from django.test import modify_settings, override_settings
@@ -373,23 +371,24 @@ class TestCredentials:
         assert result.evidence["CLIENT_SECRET"].endswith("characters)")
 
     @covers("readiness.E005", FAIL)
-    def test_value_not_from_environment(self, monkeypatch):
-        with production():
-            monkeypatch.setenv("SCALEKIT_CLIENT_ID", "skc_99999999999999999")
+    def test_value_not_from_environment(self):
+        with production(env={"SCALEKIT_CLIENT_ID": "skc_99999999999999999"}):
             result = run_probe("readiness.E005")
         assert result.status == FAIL
         assert "CLIENT_ID'] does not come from the environment" in result.message
 
-    def test_alias_environment_variable_accepted(self, monkeypatch):
-        with production():
-            monkeypatch.delenv("SCALEKIT_ENVIRONMENT_URL")
-            monkeypatch.setenv("SCALEKIT_ENV_URL", "https://acme.scalekit.com")
+    def test_alias_environment_variable_accepted(self):
+        with production(
+            env={"SCALEKIT_ENVIRONMENT_URL": None, "SCALEKIT_ENV_URL": "https://acme.scalekit.com"}
+        ):
             assert run_probe("readiness.E005").status == PASS
 
     @pytest.mark.parametrize("placeholder", ["YOUR_CLIENT_SECRET", "<secret>", "change-me"])
-    def test_placeholder(self, monkeypatch, placeholder):
-        with production(SCALEKIT_AUTH=production_scalekit(CLIENT_SECRET=placeholder)):
-            monkeypatch.setenv("SCALEKIT_CLIENT_SECRET", placeholder)
+    def test_placeholder(self, placeholder):
+        with production(
+            env={"SCALEKIT_CLIENT_SECRET": placeholder},
+            SCALEKIT_AUTH=production_scalekit(CLIENT_SECRET=placeholder),
+        ):
             result = run_probe("readiness.E005")
         assert result.status == FAIL
         assert "is a placeholder" in result.message
@@ -408,15 +407,16 @@ class TestCredentials:
         import types
 
         source = tmp_path / "leaky_settings.py"
-        source.write_text(f'SECRET = "{os.environ.get("X", "")}sks_leaked_secret_value_123"\n')
+        source.write_text('SECRET = "sks_leaked_secret_value_123"\n')
         module = types.ModuleType("leaky_settings")
         module.__file__ = str(source)
         monkeypatch.setitem(sys.modules, "leaky_settings", module)
         monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "leaky_settings")
+        leaked = "sks_leaked_secret_value_123"
         with production(
-            SCALEKIT_AUTH=production_scalekit(CLIENT_SECRET="sks_leaked_secret_value_123")
+            env={"SCALEKIT_CLIENT_SECRET": leaked},
+            SCALEKIT_AUTH=production_scalekit(CLIENT_SECRET=leaked),
         ):
-            monkeypatch.setenv("SCALEKIT_CLIENT_SECRET", "sks_leaked_secret_value_123")
             result = run_probe("readiness.E005")
         assert result.status == FAIL
         assert "is written in leaky_settings.py" in result.message

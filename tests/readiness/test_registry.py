@@ -140,3 +140,13 @@ def test_a_raising_probe_reports_an_error_without_its_text(caplog):
     assert outcome.result.message == "The probe raised RuntimeError; see the server log."
     assert "sks_super_secret" not in repr(outcome.result)
     assert "readiness probe readiness.E998 raised" in caplog.text
+
+
+def test_production_helper_puts_the_environment_back():
+    import os
+
+    before = {k: v for k, v in os.environ.items() if k.startswith("SCALEKIT_")}
+    with helpers.production(env={"SCALEKIT_CLIENT_SECRET": "x", "SCALEKIT_ENVIRONMENT_URL": None}):
+        assert os.environ["SCALEKIT_CLIENT_SECRET"] == "x"
+        assert "SCALEKIT_ENVIRONMENT_URL" not in os.environ
+    assert {k: v for k, v in os.environ.items() if k.startswith("SCALEKIT_")} == before
