@@ -1,5 +1,5 @@
 # The two commands of the README. Both work on a fresh machine.
-.PHONY: demo test lint bench-emulator
+.PHONY: demo test lint bench-emulator bench-auth bench-import
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -18,3 +18,9 @@ lint:
 
 bench-emulator:
 	$(PY) bench/emulator_throughput.py
+
+bench-auth:
+	$(PY) bench/auth_overhead.py
+
+bench-import:
+	$(PY) bench/import_throughput.py

@@ -2,6 +2,8 @@
 
 import os
 
+os.environ["DJANGO_READ_DOT_ENV"] = "false"
+
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-" + "x" * 50)
 os.environ.setdefault("DJANGO_DEBUG", "false")
 os.environ.setdefault("SCALEKIT_EMULATOR_APP", "true")

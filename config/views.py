@@ -6,6 +6,8 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
+from scalekit_auth.decorators import login_required as scalekit_login_required
+
 
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html")
@@ -16,7 +18,7 @@ def profile(request: HttpRequest) -> HttpResponse:
     return render(request, "profile.html", {"scalekit": request.scalekit})
 
 
-@login_required
+@scalekit_login_required
 def whoami(request: HttpRequest) -> JsonResponse:
     """Identity only, from the session's claims: no database query."""
     ctx = request.scalekit

@@ -44,3 +44,9 @@ def role_required(*roles: str) -> Callable:
 def permission_required(*permissions: str) -> Callable:
     """The caller must have every one of ``permissions`` (``resource:action``)."""
     return _require(lambda context: context.has_permissions(*permissions))
+
+
+def login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Like Django's ``login_required``, from ``request.scalekit`` alone: no database query
+    (Django's loads ``request.user``). For views that need only the caller's identity."""
+    return _require(lambda context: True)(view)

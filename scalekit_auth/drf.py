@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import QuerySet
 from rest_framework import authentication, exceptions, permissions
 
 from . import events, tokens
 from .backends import LinkRefused, resolve_user
 from .context import ScalekitContext
-from .models import ScalekitIdentity
 from .organizations import caller, scope_to_organization
 
 
@@ -56,13 +57,11 @@ class ScalekitBearerAuthentication(authentication.BaseAuthentication):
         return user, context
 
     def _user(self, claims: dict[str, Any]) -> Any:
-        identity = (
-            ScalekitIdentity.objects.select_related("user")
-            .filter(scalekit_user_id=claims["sub"])
-            .first()
-        )
-        if identity is not None:
-            return identity.user
+        users = get_user_model()._default_manager
+        try:
+            return users.get(scalekit_identity__scalekit_user_id=claims["sub"])
+        except ObjectDoesNotExist:
+            pass
         try:
             return resolve_user(claims)
         except LinkRefused as exc:

@@ -2,8 +2,12 @@
 
 The decision for one email is stable: a SHA-256 of the lower-cased email, mapped to 0-99 and
 compared with the percentage, so raising the percentage only ever adds users. The deny list
-wins over the allow list, which wins over the percentage. The ``RolloutSettings`` row is read
-at most every ``ROLLOUT_CACHE_SECONDS`` per process, and at once in the process that saved it.
+wins over the allow list, which wins over the percentage.
+
+The ``RolloutSettings`` row is kept in the Django cache (``CACHE_ALIAS``, Redis in
+production), rewritten whenever the row is saved, and each process keeps its copy for at most
+``ROLLOUT_CACHE_SECONDS``: a change reaches the process that made it at once and every other
+process within that time, and requests never query the database for it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import hashlib
 import threading
 import time
 from dataclasses import dataclass
+
+from django.core.cache import caches
 
 from .conf import app_settings
 from .models import RolloutSettings

@@ -174,10 +174,16 @@ claims_cache = ClaimsCache()
 
 
 def verify_bearer(token: str) -> dict[str, Any]:
-    """``verify`` with the result remembered by token hash until the token expires."""
+    """``verify`` a user's access token, remembered by token hash until it expires.
+
+    A client-credentials token carries the same issuer and audience but names the client, not
+    a user, and has no session: it must not act as a user.
+    """
     digest = hashlib.sha256(token.encode()).digest()
     claims = claims_cache.get(digest)
     if claims is None:
-        claims = verify(token)
+        claims = verify(token, require=("sub", "sid"))
+        if claims["sub"] == app_settings.CLIENT_ID:
+            raise TokenError("not_a_user_token", "a client-credentials token cannot act as a user")
         claims_cache.put(digest, claims)
     return claims

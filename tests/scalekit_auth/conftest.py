@@ -17,7 +17,9 @@ AFTER_LOGOUT = "http://testserver/"
 @pytest.fixture
 def auth_emulator(fresh_emulator, settings):
     """The emulator with this site's URIs registered, and SCALEKIT_AUTH pointing at it."""
-    fresh_emulator.control.register_uris([CALLBACK], [AFTER_LOGOUT], "http://testserver/auth/login/")
+    fresh_emulator.control.register_uris(
+        [CALLBACK], [AFTER_LOGOUT], "http://testserver/auth/login/"
+    )
     settings.SCALEKIT_AUTH = {
         **settings.SCALEKIT_AUTH,
         **emulator_settings(fresh_emulator),
@@ -33,14 +35,24 @@ def auth_emulator(fresh_emulator, settings):
     rollout.forget()
 
 
-def add_user(sdk, email: str, *, org_external_id: str = "acme", roles=("member",), external_id: str = "",
-             given_name: str = "Ada", family_name: str = "Lovelace"):
+def add_user(
+    sdk,
+    email: str,
+    *,
+    org_external_id: str = "acme",
+    roles=("member",),
+    external_id: str = "",
+    given_name: str = "Ada",
+    family_name: str = "Lovelace",
+):
     """An organization (created once) and a member in Scalekit; returns (org, user) protos."""
     try:
         org = sdk.organization.get_organization_by_external_id(org_external_id)[0].organization
     except Exception:
         org = sdk.organization.create_organization(
-            organizations_pb2.CreateOrganization(display_name=org_external_id.title(), external_id=org_external_id)
+            organizations_pb2.CreateOrganization(
+                display_name=org_external_id.title(), external_id=org_external_id
+            )
         )[0].organization
     user = users_pb2.CreateUser(
         email=email,
@@ -49,7 +61,9 @@ def add_user(sdk, email: str, *, org_external_id: str = "acme", roles=("member",
     )
     if external_id:
         user.external_id = external_id
-    created = sdk.users.create_user_and_membership(org.id, user, send_invitation_email=False)[0].user
+    created = sdk.users.create_user_and_membership(org.id, user, send_invitation_email=False)[
+        0
+    ].user
     return org, created
 
 

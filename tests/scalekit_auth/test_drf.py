@@ -204,11 +204,6 @@ def test_token_of_a_scalekit_user_the_policy_cannot_link_is_refused(sdk, auth_em
     assert not get_user_model().objects.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ScalekitBearerAuthentication accepts the client-credentials (management) token: "
-    "same issuer and audience, sub = the client id, and it creates a Django user for it",
-)
 def test_client_credentials_token_is_not_a_user_token(sdk, auth_emulator):
     management_token = sdk.core_client.access_token
 

@@ -105,11 +105,16 @@ def test_concurrent_refreshes_of_one_session_call_scalekit_once(logged_in, auth_
     assert auth_emulator.control.counters()["calls"]["/oauth/token"] == 1
 
 
-def test_refresh_lock_works_across_processes_through_redis(logged_in, auth_emulator, redis_server, settings):
+def test_refresh_lock_works_across_processes_through_redis(
+    logged_in, auth_emulator, redis_server, settings
+):
     """Two processes sharing Redis (here: two cache clients) refresh one session once."""
     settings.CACHES = {
         **settings.CACHES,
-        "shared": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": f"{redis_server.url}/3"},
+        "shared": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"{redis_server.url}/3",
+        },
     }
     settings.SCALEKIT_AUTH = {**settings.SCALEKIT_AUTH, "CACHE_ALIAS": "shared"}
     caches["shared"].clear()
@@ -130,7 +135,8 @@ def test_refresh_lock_works_across_processes_through_redis(logged_in, auth_emula
 def test_kill_switch_ends_scalekit_sessions_at_once(logged_in, admin_client):
     assert logged_in.get("/whoami/").status_code == 200
     response = admin_client.post(
-        "/admin/scalekit_auth/rolloutsettings/add/", {"percentage": 100, "allow_list": "", "deny_list": ""}
+        "/admin/scalekit_auth/rolloutsettings/add/",
+        {"percentage": 100, "allow_list": "", "deny_list": ""},
     )
     assert response.status_code == 302
     assert RolloutSettings.objects.get().enabled is False  # the unticked checkbox
@@ -138,4 +144,7 @@ def test_kill_switch_ends_scalekit_sessions_at_once(logged_in, admin_client):
     assert response.status_code == 302 and response["Location"].startswith("/auth/login/")
     assert "_auth_user_id" not in logged_in.session
     # The login now goes to the legacy login page.
-    assert logged_in.get("/auth/login/?next=/profile/")["Location"] == "/admin/login/?next=%2Fprofile%2F"
+    assert (
+        logged_in.get("/auth/login/?next=/profile/")["Location"]
+        == "/admin/login/?next=%2Fprofile%2F"
+    )

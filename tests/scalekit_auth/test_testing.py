@@ -9,7 +9,11 @@ def test_scalekit_login_sets_user_and_claims(client, django_user_model):
     user = django_user_model.objects.create_user("ada")
     scalekit_login(client, user, roles=["finance"], organization_id="org_9")
     answer = client.get("/whoami/").json()
-    assert answer == {"user_id": f"usr_test{user.pk}", "organization_id": "org_9", "roles": ["finance"]}
+    assert answer == {
+        "user_id": f"usr_test{user.pk}",
+        "organization_id": "org_9",
+        "roles": ["finance"],
+    }
     assert client.get("/profile/").status_code == 200
 
 

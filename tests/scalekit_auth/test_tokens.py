@@ -25,8 +25,14 @@ def b64(data: bytes) -> str:
 def claims_for(emulator, **overrides):
     now = int(time.time())
     claims = {
-        "iss": emulator.url, "aud": [emulator.client_id], "sub": "usr_1", "oid": "org_1",
-        "iat": now - 1, "exp": now + 300, "roles": ["member"],
+        "iss": emulator.url,
+        "aud": [emulator.client_id],
+        "sub": "usr_1",
+        "oid": "org_1",
+        "sid": "ses_1",
+        "iat": now - 1,
+        "exp": now + 300,
+        "roles": ["member"],
     }
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
@@ -59,7 +65,9 @@ def test_small_clock_skew_is_tolerated(auth_emulator):
 
 
 def test_alg_none_is_refused(auth_emulator):
-    header = b64(json.dumps({"alg": "none", "typ": "JWT", "kid": auth_emulator.keys.active.kid}).encode())
+    header = b64(
+        json.dumps({"alg": "none", "typ": "JWT", "kid": auth_emulator.keys.active.kid}).encode()
+    )
     payload = b64(json.dumps(claims_for(auth_emulator)).encode())
     with pytest.raises(tokens.TokenError) as excinfo:
         tokens.verify(f"{header}.{payload}.")
@@ -70,7 +78,9 @@ def test_hs256_signed_with_the_public_key_is_refused(auth_emulator):
     public_pem = auth_emulator.keys.active.private_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": auth_emulator.keys.active.kid}).encode())
+    header = b64(
+        json.dumps({"alg": "HS256", "typ": "JWT", "kid": auth_emulator.keys.active.kid}).encode()
+    )
     payload = b64(json.dumps(claims_for(auth_emulator)).encode())
     signature = b64(hmac.new(public_pem, f"{header}.{payload}".encode(), hashlib.sha256).digest())
     with pytest.raises(tokens.TokenError) as excinfo:
@@ -88,7 +98,9 @@ def test_tampered_payload_is_refused(auth_emulator):
 
 def test_unknown_kid_is_refused_after_one_refetch(auth_emulator):
     attacker = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    token = jwt.encode(claims_for(auth_emulator), attacker, algorithm="RS256", headers={"kid": "snk_999"})
+    token = jwt.encode(
+        claims_for(auth_emulator), attacker, algorithm="RS256", headers={"kid": "snk_999"}
+    )
     auth_emulator.control.reset_counters()
     for _ in range(3):
         with pytest.raises(tokens.TokenError) as excinfo:
@@ -102,7 +114,10 @@ def test_same_kid_signed_by_another_key_is_refused(auth_emulator):
     tokens.verify(auth_emulator.keys.sign(claims_for(auth_emulator)))  # load the JWKS
     attacker = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     token = jwt.encode(
-        claims_for(auth_emulator), attacker, algorithm="RS256", headers={"kid": auth_emulator.keys.active.kid}
+        claims_for(auth_emulator),
+        attacker,
+        algorithm="RS256",
+        headers={"kid": auth_emulator.keys.active.kid},
     )
     with pytest.raises(tokens.TokenError) as excinfo:
         tokens.verify(token)

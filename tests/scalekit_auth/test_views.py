@@ -26,7 +26,11 @@ def test_login_creates_a_linked_user_with_groups_and_lands_on_next(client, sdk, 
     user = get_user_model().objects.get(email="ada@acme.example")
     assert (user.first_name, user.last_name) == ("Ada", "Lovelace")
     identity = user.scalekit_identity
-    assert (identity.scalekit_user_id, identity.organization_id, identity.linked_by) == (sk_user.id, org.id, "created")
+    assert (identity.scalekit_user_id, identity.organization_id, identity.linked_by) == (
+        sk_user.id,
+        org.id,
+        "created",
+    )
     assert list(user.groups.values_list("name", flat=True)) == ["Scalekit admins"]
     page = client.get("/profile/")
     assert page.status_code == 200
@@ -35,7 +39,9 @@ def test_login_creates_a_linked_user_with_groups_and_lands_on_next(client, sdk, 
 
 
 def test_login_url_carries_state_nonce_pkce_and_pass_through_parameters(client, auth_emulator):
-    url = start(client, login_hint="ada@acme.example", organization_id="org_1", connection_id="conn_2")
+    url = start(
+        client, login_hint="ada@acme.example", organization_id="org_1", connection_id="conn_2"
+    )
     query = parse_qs(urlsplit(url).query)
     assert url.startswith(auth_emulator.url + "/oauth/authorize?")
     assert query["redirect_uri"] == [CALLBACK]
@@ -43,7 +49,9 @@ def test_login_url_carries_state_nonce_pkce_and_pass_through_parameters(client, 
     assert len(query["state"][0]) >= 43 and query["nonce"][0]
     assert query["scope"] == ["openid profile email offline_access"]
     assert (query["login_hint"], query["organization_id"], query["connection_id"]) == (
-        ["ada@acme.example"], ["org_1"], ["conn_2"]
+        ["ada@acme.example"],
+        ["org_1"],
+        ["conn_2"],
     )
     pending = client.session["_scalekit_login"][query["state"][0]]
     assert len(pending["verifier"]) >= 43 and pending["verifier"] not in url
@@ -66,7 +74,9 @@ def test_state_mismatch_is_refused(client, sdk, auth_emulator):
 
     assert callback.status_code == 400 and b"state_mismatch" in callback.content
     assert "_auth_user_id" not in client.session and SESSION_KEY not in client.session
-    assert AuthEvent.objects.filter(kind="login", success=False, reason__startswith="state_mismatch").exists()
+    assert AuthEvent.objects.filter(
+        kind="login", success=False, reason__startswith="state_mismatch"
+    ).exists()
     assert auth_emulator.control.counters()["calls"].get("/oauth/token", 0) <= 1  # no code exchange
 
 
@@ -87,7 +97,8 @@ def test_replayed_callback_and_replayed_code_are_refused(client, sdk, auth_emula
 
 
 @pytest.mark.parametrize(
-    "next_url", ["https://evil.example/", "//evil.example/x", "http://evil.example", "javascript:alert(1)"]
+    "next_url",
+    ["https://evil.example/", "//evil.example/x", "http://evil.example", "javascript:alert(1)"],
 )
 def test_next_never_redirects_off_site(client, sdk, auth_emulator, next_url):
     add_user(sdk, "ada@acme.example")
@@ -108,7 +119,9 @@ def test_logout_is_post_only_and_leaves_no_tokens_behind(client, sdk, auth_emula
     target = urlsplit(response["Location"])
     assert f"{target.scheme}://{target.netloc}{target.path}" == f"{auth_emulator.url}/oidc/logout"
     query = parse_qs(target.query)
-    assert query["id_token_hint"] == [tokens["id_token"]] and query["post_logout_redirect_uri"] == [AFTER_LOGOUT]
+    assert query["id_token_hint"] == [tokens["id_token"]] and query["post_logout_redirect_uri"] == [
+        AFTER_LOGOUT
+    ]
     assert not Session.objects.filter(session_key=key).exists()
     assert SESSION_KEY not in client.session and "_auth_user_id" not in client.session
     assert client.get("/profile/").status_code == 302
@@ -124,7 +137,9 @@ def test_logout_needs_the_csrf_token(sdk, auth_emulator):
     assert SESSION_KEY in browser.session
 
 
-def test_migrated_user_is_linked_by_external_id_and_keeps_account_and_groups(client, sdk, auth_emulator):
+def test_migrated_user_is_linked_by_external_id_and_keeps_account_and_groups(
+    client, sdk, auth_emulator
+):
     from django.contrib.auth.models import Group
 
     legacy = get_user_model().objects.create_user("ada", "ada@old-domain.example", "pw")
@@ -163,7 +178,9 @@ def test_forged_idp_initiated_token_is_refused(client, auth_emulator):
 
 def test_error_from_scalekit_is_shown_and_logged(client, auth_emulator):
     state = parse_qs(urlsplit(start(client)).query)["state"][0]
-    response = client.get("/auth/callback/", {"error": "access_denied", "error_description": "no", "state": state})
+    response = client.get(
+        "/auth/callback/", {"error": "access_denied", "error_description": "no", "state": state}
+    )
     assert response.status_code == 400 and b"access_denied" in response.content
     assert AuthEvent.objects.get(kind="login", success=False).reason.startswith("scalekit_error")
 
