@@ -17,8 +17,6 @@ import threading
 import time
 from dataclasses import dataclass
 
-from django.core.cache import caches
-
 from .conf import app_settings
 from .models import RolloutSettings
 
