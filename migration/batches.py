@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from django.db import connection
-from django.db.models import Case, F, Q, Value, When
+from django.db import connection, transaction
+from django.db.models import Case, CharField, F, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -52,6 +52,7 @@ SAVED_FIELDS = [
     "updated_at",
 ]
 CANCEL_CHECK_EVERY = 25
+SAVE_CHUNK = 400
 
 _sqlite_lock = threading.RLock()
 
@@ -210,55 +211,81 @@ def fail(record: ImportRecord, exc: ScalekitCallError, *, retryable: bool) -> No
     record.retryable = retryable
 
 
-def run_batch(
-    run_id: int,
-    kind: str,
-    lo: int,
-    hi: int,
-    *,
-    token: str | None = None,
-    on_record: Callable[[ImportRecord], None] | None = None,
-) -> BatchResult:
-    """Claim the records ``lo..hi`` of ``kind``, send them and save the outcome."""
+@dataclass
+class ClaimedBatch:
+    """Records claimed by one token, with what their flow needs (loaded before sending)."""
+
+    run_id: int
+    kind: str
+    token: str
+    records: list[ImportRecord]
+    ctx: FlowContext | None = None
+    max_attempts: int = 1
+    done: int = 0
+    fatal: Fatal | None = None
+    stopped: str = ""
+
+
+def claim_batch(run_id: int, kind: str, lo: int, hi: int, token: str | None = None) -> ClaimedBatch:
+    """Claim the records ``lo..hi`` of ``kind`` and load their context (database only)."""
     token = token or uuid.uuid4().hex
-    result = BatchResult(kind=kind)
     with ledger_lock():
         run = ImportRun.objects.get(pk=run_id)
         if run.status != ImportRun.Status.RUNNING:
-            result.stopped = run.status
-            return result
+            return ClaimedBatch(run_id, kind, token, [], stopped=run.status)
         records = claim(run, kind, lo, hi, token)
-        organizations = load_organizations(run, records) if kind == ImportRecord.Kind.USER else {}
-    result.claimed = len(records)
-    if not records:
-        return result
-    options = run_options(run)
-    ctx = FlowContext(
-        gateway=build_gateway(run),
-        send_invitation_email=options["send_invitation_email"],
-        invite_unverified=options["invite_unverified"],
-        organizations=organizations,
-        existing_roles=set(run.options.get("existing_roles", [])),
-    )
-    flow = FLOWS[kind]
-    done = 0
-    fatal: Fatal | None = None
+        organizations = (
+            load_organizations(run, records) if kind == ImportRecord.Kind.USER and records else {}
+        )
+    batch = ClaimedBatch(run_id, kind, token, records)
+    if records:
+        options = run_options(run)
+        batch.max_attempts = options["max_attempts"]
+        batch.ctx = FlowContext(
+            gateway=build_gateway(run),
+            send_invitation_email=options["send_invitation_email"],
+            invite_unverified=options["invite_unverified"],
+            organizations=organizations,
+            existing_roles=set(run.options.get("existing_roles", [])),
+        )
+    return batch
+
+
+def send_batch(batch: ClaimedBatch, should_stop: Callable[[], bool] | None = None) -> ClaimedBatch:
+    """Send the claimed records one after the other (network only, no database)."""
+    flow = FLOWS[batch.kind]
     try:
-        for index, record in enumerate(records):
-            if index and index % CANCEL_CHECK_EVERY == 0 and run_stopped(run_id):
-                result.stopped = "cancelled"
+        for index, record in enumerate(batch.records):
+            if index and index % CANCEL_CHECK_EVERY == 0 and should_stop and should_stop():
+                batch.stopped = "cancelled"
                 break
-            process_record(record, flow, ctx, options["max_attempts"])
-            done += 1
-            if on_record:
-                on_record(record)
+            process_record(record, flow, batch.ctx, batch.max_attempts)
+            batch.done += 1
     except Fatal as exc:
-        fatal = exc
-    finally:
-        save(records, done, token, result)
-    if fatal is not None:
-        stop_run(run_id, f"Scalekit refused the credentials: {fatal.message}")
+        batch.fatal = exc
+    return batch
+
+
+def save_batch(batch: ClaimedBatch) -> BatchResult:
+    """Write the outcome back (one bulk update); stop the run on rejected credentials."""
+    result = BatchResult(kind=batch.kind, claimed=len(batch.records), stopped=batch.stopped)
+    if batch.records:
+        save(batch.records, batch.done, batch.token, result)
+    if batch.fatal is not None:
+        stop_run(batch.run_id, f"Scalekit refused the credentials: {batch.fatal.message}")
         result.stopped = "failed"
+    return result
+
+
+def run_batch(run_id: int, kind: str, lo: int, hi: int, *, token: str | None = None) -> BatchResult:
+    """Claim, send and save one batch in this thread (what a Celery task does)."""
+    batch = claim_batch(run_id, kind, lo, hi, token)
+    if not batch.records:
+        return BatchResult(kind=kind, stopped=batch.stopped)
+    try:
+        send_batch(batch, lambda: run_stopped(run_id))
+    finally:
+        result = save_batch(batch)
     return result
 
 
@@ -280,11 +307,39 @@ def save(records: list[ImportRecord], done: int, token: str, result: BatchResult
         record.claimed_at = None
         record.updated_at = now
         result.released += 1
-    with ledger_lock():
+    # Most records end the same way (succeeded, created, first attempt): those are written
+    # with one UPDATE per outcome whose only per-row value is the Scalekit id, which is far
+    # cheaper than a CASE per field per row. The others go through bulk_update.
+    plain: dict[tuple[str, int], list[ImportRecord]] = {}
+    others: list[ImportRecord] = []
+    for record in records:
+        if record.status == Status.SUCCEEDED and not record.result and record.scalekit_id:
+            plain.setdefault((record.outcome, record.attempts), []).append(record)
+        else:
+            others.append(record)
+    with ledger_lock(), transaction.atomic():
         # Only rows this claim still holds: a worker that lost its lease changes nothing.
-        ImportRecord.objects.filter(claimed_by=token).bulk_update(
-            records, SAVED_FIELDS, batch_size=500
-        )
+        held = ImportRecord.objects.filter(claimed_by=token)
+        for (outcome, attempts), group in plain.items():
+            for start in range(0, len(group), SAVE_CHUNK):
+                chunk = group[start : start + SAVE_CHUNK]
+                held.filter(pk__in=[r.pk for r in chunk]).update(
+                    status=Status.SUCCEEDED,
+                    outcome=outcome,
+                    attempts=attempts,
+                    error_code="",
+                    last_error="",
+                    retryable=False,
+                    recheck=False,
+                    claimed_by="",
+                    updated_at=now,
+                    scalekit_id=Case(
+                        *[When(pk=r.pk, then=Value(r.scalekit_id)) for r in chunk],
+                        output_field=CharField(),
+                    ),
+                )
+        if others:
+            held.bulk_update(others, SAVED_FIELDS, batch_size=SAVE_CHUNK)
 
 
 def run_stopped(run_id: int) -> bool:

@@ -9,16 +9,25 @@ exactly one does) and queues the next phase's batches.
 from __future__ import annotations
 
 import logging
-import uuid
+import math
+import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
 from django.utils import timezone
 
-from .batches import BatchResult, build_gateway, ledger_lock, run_batch
+from .batches import (
+    BatchResult,
+    build_gateway,
+    claim_batch,
+    ledger_lock,
+    run_stopped,
+    save_batch,
+    send_batch,
+)
 from .conf import app_settings
 from .gateway import Fatal, ScalekitCallError
 from .models import ImportRecord, ImportRun
@@ -64,8 +73,11 @@ def concurrency(run: ImportRun) -> int:
 
 
 def work_ranges(run: ImportRun, kind: str) -> list[tuple[int, int]]:
-    """Id ranges of ``batch_size`` records of ``kind`` that still need sending."""
-    size = batch_size(run)
+    """Id ranges of records of ``kind`` that still need sending.
+
+    Batches hold ``batch_size`` records, or fewer when that leaves some of the ``concurrency``
+    workers without a batch (a small import is spread over every worker too).
+    """
     ranges: list[tuple[int, int]] = []
     with ledger_lock():
         ids = (
@@ -73,6 +85,8 @@ def work_ranges(run: ImportRun, kind: str) -> list[tuple[int, int]]:
             .order_by("id")
             .values_list("id", flat=True)
         )
+        total = ids.count()
+        size = max(1, min(batch_size(run), math.ceil(total / concurrency(run))))
         chunk: list[int] = []
         for pk in ids.iterator(chunk_size=2000):
             chunk.append(pk)
@@ -239,27 +253,43 @@ def execute(run: ImportRun, *, progress: ProgressCallback | None = None) -> Impo
 
 
 def run_phase_inprocess(run: ImportRun, kind: str, progress: ProgressCallback | None) -> None:
+    """Send a phase's batches on a pool of sender threads; this thread does all database work.
+
+    Keeping claims and writes on one thread means one database connection (SQLite's single
+    writer never waits on a sender) while up to ``concurrency`` batches are on the network.
+    """
     ranges = work_ranges(run, kind)
     if not ranges:
         return
     workers = 1 if kind == Kind.ROLE else max(1, min(concurrency(run), len(ranges)))
+    stop = threading.Event()
+    todo = iter(ranges)
+    inflight: set[Future] = set()
 
-    def work(lo: int, hi: int) -> BatchResult:
-        try:
-            return run_batch(run.pk, kind, lo, hi, token=uuid.uuid4().hex)
-        finally:
-            if connection.vendor != "sqlite":
-                connection.close()
+    def submit_next(pool: ThreadPoolExecutor) -> None:
+        for lo, hi in todo:
+            batch = claim_batch(run.pk, kind, lo, hi)
+            if batch.stopped:
+                stop.set()
+                return
+            if batch.records:
+                inflight.add(pool.submit(send_batch, batch, stop.is_set))
+                return
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="migration") as pool:
-        futures = [pool.submit(work, lo, hi) for lo, hi in ranges]
-        for future in as_completed(futures):
-            result = future.result()
-            if progress:
-                progress(result)
-            if result.stopped:
-                for other in futures:
-                    other.cancel()
+        for _ in range(workers):
+            submit_next(pool)
+        while inflight:
+            finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            for future in finished:
+                inflight.discard(future)
+                result = save_batch(future.result())
+                if progress:
+                    progress(result)
+                if result.stopped or run_stopped(run.pk):
+                    stop.set()
+                elif not stop.is_set():
+                    submit_next(pool)
 
 
 # Celery -------------------------------------------------------------------------------------
@@ -376,7 +406,7 @@ def launch(run: ImportRun) -> str:
     if broker_configured():
         dispatch(run)
         return "queued on Celery"
-    import threading
+    start(run)  # running from now on, not from when the thread gets going
 
     def target() -> None:
         try:

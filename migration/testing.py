@@ -121,11 +121,12 @@ class PostgresServer:
 
 
 @contextlib.contextmanager
-def postgres_server() -> Iterator[PostgresServer]:
+def postgres_server(*settings: str) -> Iterator[PostgresServer]:
     """A private PostgreSQL cluster (trust authentication on 127.0.0.1), removed on exit.
 
     PostgreSQL refuses to run as root, so as root the cluster runs as the ``postgres`` account
-    (or ``nobody``) and its directory is handed to it.
+    (or ``nobody``) and its directory is handed to it. ``settings`` are extra ``name=value``
+    server settings (e.g. ``shared_preload_libraries=pg_stat_statements``).
     """
     initdb, pg_ctl = postgres_bin("initdb"), postgres_bin("pg_ctl")
     port = free_port()
@@ -165,6 +166,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
     )
+    options += "".join(f" -c {setting}" for setting in settings)
     subprocess.run(
         [
             pg_ctl,

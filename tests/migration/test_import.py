@@ -489,7 +489,11 @@ def test_admin_retry_failed_sends_again_and_logs(
         if run.status != ImportRun.Status.RUNNING:
             break
         time.sleep(0.2)
-    assert run.status == ImportRun.Status.COMPLETED
+    with ledger_lock():
+        problems = list(
+            run.records.exclude(status="succeeded").values_list("kind", "status", "last_error")
+        )
+    assert run.status == ImportRun.Status.COMPLETED, problems
     assert set(all_users(sdk)) == {"a@example.com", "b@example.com"}
     assert (
         LogEntry.objects.get(object_id=str(run.pk))
