@@ -128,6 +128,16 @@ SCALEKIT_AUTH = {
     "STAFF_ROLES": env.list("SCALEKIT_STAFF_ROLES", default=[]),
 }
 
+# Production readiness (keys documented in readiness/conf.py).
+READINESS = {
+    "PUBLIC_URL": env("READINESS_PUBLIC_URL", default=""),
+    "BEHIND_TLS_PROXY": env.bool("READINESS_BEHIND_TLS_PROXY", default=False),
+    "PROTECTED_URLS": [("/profile/", None), ("/whoami/", None)],
+}
+CELERY_BEAT_SCHEDULE = {
+    "readiness-checks": {"task": "readiness.run_scheduled_checks", "schedule": 3600.0},
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

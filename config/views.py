@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
 
 from scalekit_auth.decorators import login_required as scalekit_login_required
 
@@ -13,11 +14,13 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html")
 
 
+@never_cache
 @login_required
 def profile(request: HttpRequest) -> HttpResponse:
     return render(request, "profile.html", {"scalekit": request.scalekit})
 
 
+@never_cache
 @scalekit_login_required
 def whoami(request: HttpRequest) -> JsonResponse:
     """Identity only, from the session's claims: no database query."""

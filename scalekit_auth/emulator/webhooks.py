@@ -40,6 +40,9 @@ def new_secret() -> str:
 class Delivery:
     event_id: str
     type: str
+    url: str = field(default="", repr=False)
+    secret: str = field(default="", repr=False)
+    generation: int = 0
     attempts: int = 0
     status: int | None = None
     error: str = ""
@@ -56,6 +59,8 @@ class WebhookSender:
         self._queue: queue.Queue[Delivery | None] = queue.Queue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        # Bumped by reset(): deliveries queued before it are dropped, never sent to a new URL.
+        self._generation = 0
 
     def configure(self, url: str, secret: str) -> None:
         if url and not secret.startswith("whsec_"):
@@ -87,7 +92,14 @@ class WebhookSender:
             "organization_id": organization_id,
             "data": data,
         }
-        delivery = Delivery(event_id=payload["id"], type=event_type, payload=payload)
+        delivery = Delivery(
+            event_id=payload["id"],
+            type=event_type,
+            url=self.url,
+            secret=self.secret,
+            generation=self._generation,
+            payload=payload,
+        )
         with self._lock:
             self.deliveries.append(delivery)
         self._queue.put(delivery)
@@ -104,16 +116,21 @@ class WebhookSender:
         for delay in (0.0, *self.retry_delays):
             if delay:
                 time.sleep(delay)
+            if delivery.generation != self._generation:
+                delivery.error = "dropped: the emulator was reset"
+                return
             timestamp = int(time.time())
             headers = {
                 "content-type": "application/json",
                 "webhook-id": delivery.event_id,
                 "webhook-timestamp": str(timestamp),
-                "webhook-signature": sign(self.secret, delivery.event_id, timestamp, body),
+                "webhook-signature": sign(delivery.secret, delivery.event_id, timestamp, body),
             }
             delivery.attempts += 1
             try:
-                response = requests.post(self.url, data=body.encode(), headers=headers, timeout=10)
+                response = requests.post(
+                    delivery.url, data=body.encode(), headers=headers, timeout=10
+                )
                 delivery.status = response.status_code
                 if 200 <= response.status_code < 300:
                     delivery.delivered = True
@@ -138,5 +155,6 @@ class WebhookSender:
 
     def reset(self) -> None:
         with self._lock:
+            self._generation += 1
             self.deliveries.clear()
         self.url = self.secret = ""

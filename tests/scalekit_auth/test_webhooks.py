@@ -167,6 +167,13 @@ def test_events_delivered_by_scalekit_update_and_deactivate_users(
     assert all(d["delivered"] for d in delivered) and len(delivered) >= 2
 
 
+def event_for(scalekit_user_id: str, event_type: str) -> bool:
+    return any(
+        (e.payload.get("data") or {}).get("user", {}).get("id") == scalekit_user_id
+        for e in WebhookEvent.objects.filter(type=event_type)
+    )
+
+
 def wait_for(condition, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
