@@ -738,23 +738,36 @@ class Directory:
             self._user_by_email[email_key] = user.id
             if external_id:
                 self._user_by_external_id[external_id] = user.id
-            _insert_sorted(self._members.setdefault(org.id, []), user.id)
-            self._hold_roles(user.id, membership)
-            self._membership_count += 1
-            if send_invitation_email:
-                self._record_invitation(user, org.id)
-            self._save_user(user)
-            result = self._export_user(user)
-            if self._subscribers:
-                payload = {"organization": _copy(org), "user": result}
-                pending.append(
-                    ("user.organization_membership_created", "OrgMembershipEvent", org.id, payload)
-                )
-                if send_invitation_email:
-                    pending.append(
-                        ("user.organization_invitation", "OrgMembershipEvent", org.id, payload)
-                    )
+            result = self._joined(user, org, membership, send_invitation_email, pending)
         self._emit(pending)
+        return result
+
+    def _joined(
+        self,
+        user: users_pb2.User,
+        org: organizations_pb2.Organization,
+        membership: commons_pb2.OrganizationMembership,
+        send_invitation_email: bool,
+        pending: list,
+    ) -> users_pb2.User:
+        """Index a membership just added to ``user``, store the user and queue its events
+        (under the lock); return the user as served."""
+        _insert_sorted(self._members.setdefault(org.id, []), user.id)
+        self._hold_roles(user.id, membership)
+        self._membership_count += 1
+        if send_invitation_email:
+            self._record_invitation(user, org.id)
+        self._save_user(user)
+        result = self._export_user(user)
+        if self._subscribers:
+            payload = {"organization": _copy(org), "user": result}
+            pending.append(
+                ("user.organization_membership_created", "OrgMembershipEvent", org.id, payload)
+            )
+            if send_invitation_email:
+                pending.append(
+                    ("user.organization_invitation", "OrgMembershipEvent", org.id, payload)
+                )
         return result
 
     def _membership_role_names(
@@ -1006,22 +1019,7 @@ class Directory:
             membership = self._new_membership(org, roles, spec, send_invitation_email, now)
             user.memberships.append(membership)
             user.update_time.CopyFrom(now)
-            _insert_sorted(self._members.setdefault(org.id, []), user.id)
-            self._hold_roles(user.id, membership)
-            self._membership_count += 1
-            if send_invitation_email:
-                self._record_invitation(user, org.id)
-            self._save_user(user)
-            result = self._export_user(user)
-            if self._subscribers:
-                payload = {"organization": _copy(org), "user": result}
-                pending.append(
-                    ("user.organization_membership_created", "OrgMembershipEvent", org.id, payload)
-                )
-                if send_invitation_email:
-                    pending.append(
-                        ("user.organization_invitation", "OrgMembershipEvent", org.id, payload)
-                    )
+            result = self._joined(user, org, membership, send_invitation_email, pending)
         self._emit(pending)
         return result
 
