@@ -15,3 +15,10 @@ os.environ.setdefault("SCALEKIT_CLIENT_SECRET", "test-secret")
 from .settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# A file, not memory: with in-memory SQLite the live server thread shares the test's connection,
+# so transactions are not isolated and end-to-end tests can read half-applied work.
+# One file per test process, removed when the run ends.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    (BASE_DIR / "var").mkdir(exist_ok=True)  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-db-{os.getpid()}.sqlite3")}  # noqa: F405

@@ -199,7 +199,8 @@ def test_prompt_none_needs_a_session_and_reuses_it(sdk, registered, org_and_user
 
 def test_key_rotation_keeps_old_tokens_valid_during_the_grace_period(sdk, registered, org_and_user):
     before = exchange(sdk, login(sdk, registered)["code"][0])
-    rotation = registered.control.rotate_keys(grace_seconds=1)
+    rotated_at = time.monotonic()
+    rotation = registered.control.rotate_keys(grace_seconds=3)
     # As with the real service, an SDK client that already cached the JWKS never refetches it:
     # the new kid is a bare KeyError (scalekit_auth verifies tokens itself for this reason).
     with pytest.raises(KeyError, match=rotation["new_kid"]):
@@ -211,7 +212,7 @@ def test_key_rotation_keeps_old_tokens_valid_during_the_grace_period(sdk, regist
     assert jwt.get_unverified_header(after["access_token"])["kid"] == rotation["new_kid"]
     assert fresh_client.validate_access_token(before["access_token"])
     assert fresh_client.validate_access_token(after["access_token"])
-    time.sleep(1.1)
+    time.sleep(max(0.0, rotated_at + 3.1 - time.monotonic()))
     kids = [
         k["kid"]
         for k in requests.get(f"{registered.url}/keys", verify=registered.ca_path).json()["keys"]
