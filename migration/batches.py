@@ -227,12 +227,15 @@ class ClaimedBatch:
 
 
 def claim_batch(run_id: int, kind: str, lo: int, hi: int, token: str | None = None) -> ClaimedBatch:
-    """Claim the records ``lo..hi`` of ``kind`` and load their context (database only)."""
+    """Claim the records ``lo..hi`` of ``kind`` and load their context (no Scalekit call but,
+    once per process, building the SDK client, which is done before claiming anything)."""
     token = token or uuid.uuid4().hex
     with ledger_lock():
         run = ImportRun.objects.get(pk=run_id)
-        if run.status != ImportRun.Status.RUNNING:
-            return ClaimedBatch(run_id, kind, token, [], stopped=run.status)
+    if run.status != ImportRun.Status.RUNNING:
+        return ClaimedBatch(run_id, kind, token, [], stopped=run.status)
+    gateway = build_gateway(run)
+    with ledger_lock():
         records = claim(run, kind, lo, hi, token)
         organizations = (
             load_organizations(run, records) if kind == ImportRecord.Kind.USER and records else {}
@@ -242,7 +245,7 @@ def claim_batch(run_id: int, kind: str, lo: int, hi: int, token: str | None = No
         options = run_options(run)
         batch.max_attempts = options["max_attempts"]
         batch.ctx = FlowContext(
-            gateway=build_gateway(run),
+            gateway=gateway,
             send_invitation_email=options["send_invitation_email"],
             invite_unverified=options["invite_unverified"],
             organizations=organizations,

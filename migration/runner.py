@@ -11,16 +11,20 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.utils import timezone
+from scalekit.common.exceptions import ScalekitException
 
 from .batches import (
     BatchResult,
+    backoff_delay,
     build_gateway,
     claim_batch,
     ledger_lock,
@@ -29,7 +33,7 @@ from .batches import (
     send_batch,
 )
 from .conf import app_settings
-from .gateway import Fatal, ScalekitCallError
+from .gateway import Fatal, ScalekitCallError, Transient
 from .models import ImportRecord, ImportRun
 
 logger = logging.getLogger(__name__)
@@ -99,6 +103,19 @@ def work_ranges(run: ImportRun, kind: str) -> list[tuple[int, int]]:
 
 
 # roles --------------------------------------------------------------------------------------
+def with_retries(call: Callable[[], Any]) -> Any:
+    """``call()``, retried on transient errors like a record's send (MAX_ATTEMPTS, backoff)."""
+    attempts = int(app_settings.MAX_ATTEMPTS)
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except Transient:
+            if attempt == attempts:
+                raise
+            time.sleep(backoff_delay(attempt))
+    raise AssertionError("unreachable")
+
+
 def plan_roles(run: ImportRun, *, dry_run: bool = False) -> RolesPlan:
     """Compare the roles the memberships name with Scalekit's; stop or mark rows as needed.
 
@@ -108,7 +125,7 @@ def plan_roles(run: ImportRun, *, dry_run: bool = False) -> RolesPlan:
     """
     gateway = build_gateway(run)
     plan = RolesPlan()
-    plan.existing = {role.name for role in gateway.list_roles()}
+    plan.existing = {role.name for role in with_retries(gateway.list_roles)}
     plan.referenced = set(run.options.get("referenced_roles", []))
     with ledger_lock():
         defined = set(
@@ -249,7 +266,20 @@ def execute(run: ImportRun, *, progress: ProgressCallback | None = None) -> Impo
     except ScalekitCallError as exc:
         stop(run, f"Scalekit could not be reached: {exc.message}")
         return run
+    except (ImproperlyConfigured, ScalekitException) as exc:
+        stop(run, client_error(exc))
+        return run
     return finalize(run)
+
+
+def client_error(exc: Exception) -> str:
+    """Why the SDK client could not be built, without anything the exception may carry."""
+    if isinstance(exc, ImproperlyConfigured):
+        return str(exc)  # names settings, never their values
+    return (
+        f"the Scalekit client could not be built ({type(exc).__name__}): check "
+        "SCALEKIT_ENVIRONMENT_URL, the credentials and, for the emulator, SCALEKIT_CA_BUNDLE"
+    )
 
 
 def run_phase_inprocess(run: ImportRun, kind: str, progress: ProgressCallback | None) -> None:
@@ -317,6 +347,9 @@ def begin_async(run_id: int) -> None:
     except ScalekitCallError as exc:
         stop(run, f"Scalekit could not be reached: {exc.message}")
         return
+    except (ImproperlyConfigured, ScalekitException) as exc:
+        stop(run, client_error(exc))
+        return
     queue_phase(run, Phase.ROLES)
 
 
@@ -337,10 +370,17 @@ def queue_phase(run: ImportRun, phase: str) -> None:
     finalize(run)
 
 
+COUNTS_EVERY_SECONDS = 2.0
+_counted_at = 0.0
+
+
 def advance(run_id: int, kind: str) -> None:
     """After a batch: if its phase has nothing pending or in flight, exactly one caller moves on."""
+    global _counted_at
     run = ImportRun.objects.get(pk=run_id)
-    run.refresh_counts()
+    if time.monotonic() - _counted_at > COUNTS_EVERY_SECONDS:
+        _counted_at = time.monotonic()
+        run.refresh_counts()  # for the admin; an aggregate over the run, so not every batch
     if run.status != ImportRun.Status.RUNNING:
         return
     phase = {k: p for p, k in PHASES}[kind]
@@ -356,9 +396,9 @@ def iter_phases() -> Iterator[tuple[str, str]]:
     yield from PHASES
 
 
-def summary(run: ImportRun) -> dict[str, Any]:
-    """The run as a dict for tables and ``--json``."""
-    run.refresh_counts()
+def summary(run: ImportRun, *, save: bool = True) -> dict[str, Any]:
+    """The run as a dict for tables and ``--json`` (counts recomputed; stored when ``save``)."""
+    run.refresh_counts(save=save)
     kinds = {}
     for kind in (Kind.ROLE, Kind.ORGANIZATION, Kind.USER):
         counts = run.counts.get(kind, {})

@@ -10,9 +10,11 @@ Records of a worker killed outright (whole machine) stay claimed until their lea
 from __future__ import annotations
 
 from celery import shared_task
+from django.core.exceptions import ImproperlyConfigured
+from scalekit.common.exceptions import ScalekitException
 
 from . import runner
-from .batches import run_batch
+from .batches import run_batch, stop_run
 
 TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
 
@@ -24,7 +26,12 @@ def start_run(self, run_id: int) -> None:
 
 @shared_task(bind=True, name="migration.process_batch", **TASK_OPTIONS)
 def process_batch(self, run_id: int, kind: str, lo: int, hi: int) -> dict:
-    result = run_batch(run_id, kind, lo, hi, token=self.request.id)
+    try:
+        result = run_batch(run_id, kind, lo, hi, token=self.request.id)
+    except (ImproperlyConfigured, ScalekitException) as exc:
+        # No client, so nothing was claimed: stop the run, say why; resume after fixing it.
+        stop_run(run_id, runner.client_error(exc))
+        return {"claimed": 0, "succeeded": 0, "failed": 0}
     runner.advance(run_id, kind)
     return {"claimed": result.claimed, "succeeded": result.succeeded, "failed": result.failed}
 

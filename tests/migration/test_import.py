@@ -500,3 +500,33 @@ def test_admin_retry_failed_sends_again_and_logs(
         .get_change_message()
         .startswith("Retried 2 failed record(s)")
     )
+
+
+@pytest.mark.parametrize(
+    "auth,message",
+    [
+        (
+            {"ENVIRONMENT_URL": "", "CLIENT_ID": "", "CLIENT_SECRET": ""},
+            "Scalekit is not configured: set",
+        ),
+        (
+            {
+                "ENVIRONMENT_URL": "https://127.0.0.1:9",
+                "CLIENT_ID": "skc_1",
+                "CLIENT_SECRET": "s3cr3t-value",
+            },
+            "the Scalekit client could not be built (ScalekitException)",
+        ),
+    ],
+)
+def test_unreachable_or_unconfigured_scalekit_stops_the_run_clearly(
+    migration_settings, command, write, organizations_csv, auth, message
+):
+    users = write("users.csv", "email,org_external_id\na@example.com,acme\n")
+    with override_settings(SCALEKIT_AUTH={"CA_BUNDLE": "", **auth}):
+        result = import_files(command, users=users, organizations=organizations_csv)
+    assert result.code == EXIT_STOPPED
+    run = ImportRun.objects.get()
+    assert run.status == ImportRun.Status.FAILED and run.message.startswith(message)
+    assert "s3cr3t-value" not in run.message + result.out + result.err
+    assert not run.records.filter(status=Status.IN_FLIGHT).exists()
