@@ -530,3 +530,134 @@ def test_unreachable_or_unconfigured_scalekit_stops_the_run_clearly(
     assert run.status == ImportRun.Status.FAILED and run.message.startswith(message)
     assert "s3cr3t-value" not in run.message + result.out + result.err
     assert not run.records.filter(status=Status.IN_FLIGHT).exists()
+
+
+def test_json_and_ndjson_sources_end_to_end(scalekit, sdk, command, write):
+    organizations = write(
+        "orgs.json",
+        json.dumps(
+            [{"external_id": "acme", "display_name": "Acme", "metadata": {"region": "emea"}}]
+        ),
+    )
+    users = write(
+        "users.ndjson",
+        '{"email": "a@example.com", "external_id": 1, "memberships": [{"organization": "acme", "roles": ["admin"]}]}\n'
+        '{"email": "b@example.com", "external_id": 2, "org_external_id": "acme", "metadata": {"team": "v"}}\n'
+        "not json\n",
+    )
+    result = import_files(command, users=users, organizations=organizations)
+    assert result.code == EXIT_PROBLEMS  # the third line
+    assert (
+        ImportRecord.objects.get(status=Status.INVALID).last_error
+        == "invalid JSON: Expecting value at column 1"
+    )
+    users_now = all_users(sdk)
+    assert set(users_now) == {"a@example.com", "b@example.com"}
+    acme = organizations_by_external_id(sdk)["acme"]
+    assert memberships(users_now["a@example.com"]) == {acme: {"admin"}}
+    assert sdk.organization.get_organization(acme)[0].organization.metadata["region"] == "emea"
+
+
+def test_verify_prints_and_stores_the_differences(
+    scalekit, sdk, command, write, organizations_csv, roles_csv, admin_client
+):
+    from django.urls import reverse
+
+    from migration.batches import ledger_lock
+    from migration.models import VerificationDifference
+
+    assert (
+        import_files(
+            command,
+            users=write("users.csv", USERS_CSV),
+            organizations=organizations_csv,
+            roles=roles_csv,
+        ).code
+        == EXIT_OK
+    )
+    run = ImportRun.objects.get()
+    users = all_users(sdk)
+    orgs = organizations_by_external_id(sdk)
+    sdk.users.delete_user(users["bob@example.com"].id)
+    sdk.users.update_membership(
+        orgs["acme"],
+        users["alice@example.com"].id,
+        users_pb2.UpdateMembership(roles=[commons_pb2.Role(name="member")]),
+    )
+
+    result = command("migration_verify", run.pk)
+    assert result.code == EXIT_PROBLEMS
+    assert "6 record(s) checked, 2 difference(s)" in result.out
+    stored = {
+        (d.key, d.field, d.expected, d.actual)
+        for d in VerificationDifference.objects.filter(run=run)
+    }
+    assert stored == {
+        ("u2", "exists", f"user {users['bob@example.com'].id}", "not found in Scalekit"),
+        ("u1", "roles[acme]", "admin", "member"),
+    }
+    run.refresh_from_db()
+    assert run.differences == 2 and run.verified_at is not None
+
+    # The admin action verifies again (on a thread, without a broker) and logs it.
+    sdk.users.update_membership(
+        orgs["acme"],
+        users["alice@example.com"].id,
+        users_pb2.UpdateMembership(roles=[commons_pb2.Role(name="admin")]),
+    )
+    admin_client.post(
+        reverse("admin:migration_importrun_changelist"),
+        {"action": "verify_runs", "_selected_action": [run.pk]},
+    )
+    import time
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with ledger_lock():
+            run.refresh_from_db()
+        if run.differences == 1:
+            break
+        time.sleep(0.1)
+    assert run.differences == 1
+
+
+def test_cancel_mid_run_then_resume(scalekit, sdk, command, write, organizations_csv):
+    import threading
+    import time
+
+    from migration.batches import ledger_lock
+    from migration.ingest import create_run
+    from migration.runner import cancel, execute
+    from migration.sources import open_file_source
+
+    scalekit.control.set_faults(latency_ms=30)
+    users = write(
+        "users.csv",
+        "email,org_external_id\n" + "".join(f"c{i}@example.com,acme\n" for i in range(40)),
+    )
+    with override_settings(MIGRATION={**FAST_MIGRATION, "CONCURRENCY": 2, "BATCH_SIZE": 5}):
+        run = create_run(
+            [open_file_source("organization", organizations_csv), open_file_source("user", users)]
+        )
+        worker = threading.Thread(target=execute, args=(run,))
+        worker.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with ledger_lock():
+                if run.records.filter(kind="user", status=Status.SUCCEEDED).exists():
+                    break
+            time.sleep(0.02)
+        with ledger_lock():
+            assert cancel(run)
+        worker.join(timeout=30)
+    with ledger_lock():
+        run.refresh_from_db()
+        left = run.records.filter(kind="user", status=Status.PENDING).count()
+    assert run.status == ImportRun.Status.CANCELLED
+    assert 0 < left < 40  # stopped part-way, the rest put back
+    assert not run.records.filter(status=Status.IN_FLIGHT).exists()
+    assert len(all_users(sdk)) == 40 - left
+
+    resumed = command("migration_resume", run.pk, "--no-progress")
+    assert resumed.code == EXIT_OK, resumed
+    assert len(all_users(sdk)) == 40
