@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 _ACQUIRE = """
@@ -149,7 +150,7 @@ class RedisTokenBucket:
         self.client.delete(self.key)
 
 
-def _acquire_loop(attempt: callable) -> float:
+def _acquire_loop(attempt: Callable[[], float]) -> float:
     waited = 0.0
     while True:
         wait = attempt()
@@ -161,23 +162,30 @@ def _acquire_loop(attempt: callable) -> float:
         waited += delay
 
 
-_local_lock = threading.Lock()
-_local_buckets: dict[tuple[str, float, float | None], LocalTokenBucket] = {}
+_lock = threading.Lock()
+_buckets: dict[tuple[str, str, float, float | None], RateLimiter] = {}
 
 
 def get_rate_limiter(
     key: str, rate: float, burst: float | None = None, redis_url: str = ""
 ) -> RateLimiter:
-    """The shared bucket for ``key``: in Redis when ``redis_url`` is set, else in this process."""
-    if redis_url:
-        return RedisTokenBucket(redis_url, key, rate, burst)
-    with _local_lock:
-        bucket = _local_buckets.get((key, rate, burst))
+    """The shared bucket for ``key``: in Redis when ``redis_url`` is set, else in this process.
+
+    Buckets are cached per process, so every batch reuses one Redis connection pool.
+    """
+    cache_key = (redis_url, key, float(rate), burst)
+    with _lock:
+        bucket = _buckets.get(cache_key)
         if bucket is None:
-            bucket = _local_buckets[(key, rate, burst)] = LocalTokenBucket(rate, burst)
+            if redis_url:
+                bucket = RedisTokenBucket(redis_url, key, rate, burst)
+            else:
+                bucket = LocalTokenBucket(rate, burst)
+            _buckets[cache_key] = bucket
         return bucket
 
 
 def reset_local_buckets() -> None:
-    with _local_lock:
-        _local_buckets.clear()
+    """Forget every cached bucket (tests; a Redis bucket's state stays in Redis)."""
+    with _lock:
+        _buckets.clear()

@@ -12,7 +12,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -390,10 +390,6 @@ def advance(run_id: int, kind: str) -> None:
     if ImportRun.objects.filter(pk=run_id, phase=phase).update(phase=following) != 1:
         return
     queue_phase(run, following)
-
-
-def iter_phases() -> Iterator[tuple[str, str]]:
-    yield from PHASES
 
 
 def summary(run: ImportRun, *, save: bool = True) -> dict[str, Any]:

@@ -6,6 +6,7 @@ read as usual, which makes NDJSON the most forgiving format for large exports.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 
@@ -16,8 +17,6 @@ class NdjsonSource(FileSource):
     format = "ndjson"
 
     def parse(self, stream: HashingReader) -> Iterator[SourceRow]:
-        import io
-
         binary = io.BufferedReader(stream, buffer_size=1 << 16)
         number = 0
         while True:

@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from ... import runner
-from ...batches import ledger_lock
+from ...batches import ledger_lock, process_stats
 from ...ingest import create_run
 from ...models import ImportRun
 from ...reporting import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, emit_json, run_exit_code, run_table
@@ -159,10 +159,19 @@ class Command(BaseCommand):
                 progress.close()
         with ledger_lock():
             summary = runner.summary(run)
+        if not options["use_async"]:
+            summary["calls"] = process_stats().snapshot()
         if options["json"]:
             emit_json(summary, self.stdout)
         elif not options["dry_run"]:
             self.stdout.write(run_table(summary))
+            calls = summary.get("calls")
+            if calls and calls["total_calls"]:
+                self.stdout.write(
+                    f"calls to Scalekit: {calls['total_calls']}, rate limited (paused) "
+                    f"{calls['rate_limited']} time(s), other non-OK answers "
+                    f"{sum(calls['errors'].values()) - calls['rate_limited']}"
+                )
         if code == EXIT_OK:
             code = run_exit_code(summary)
         if code:
