@@ -39,7 +39,8 @@ def test_default_burst_is_a_tenth_of_a_second():
 
 def test_local_bucket_holds_the_rate_across_threads():
     got = drain(LocalTokenBucket(rate=50, burst=5), threads=8, seconds=1.0)
-    assert 45 <= got <= 60, got  # 50/s plus the burst of 5
+    # At most 50/s plus the burst of 5; the lower bound leaves room for a busy CI machine.
+    assert 35 <= got <= 56, got
 
 
 def test_pause_stops_every_thread_then_restarts_empty():
@@ -76,7 +77,7 @@ def test_redis_bucket_is_shared_by_separate_clients(redis_url):
         thread.start()
     for thread in threads:
         thread.join()
-    assert 36 <= sum(results) <= 48, results  # one shared 40/s, not 80/s
+    assert 25 <= sum(results) <= 46, results  # one shared 40/s plus a burst of 4, not 80/s
     assert min(results) > 5  # both got a share
 
 
