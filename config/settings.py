@@ -128,6 +128,10 @@ SCALEKIT_AUTH = {
     "STAFF_ROLES": env.list("SCALEKIT_STAFF_ROLES", default=[]),
 }
 
+# The import into Scalekit (keys documented in migration/conf.py). Set the rate to what your
+# Scalekit environment allows, in requests per second.
+MIGRATION = {"RATE_LIMIT": env.float("MIGRATION_RATE_LIMIT", default=20.0)}
+
 # Production readiness (keys documented in readiness/conf.py).
 READINESS = {
     "PUBLIC_URL": env("READINESS_PUBLIC_URL", default=""),
