@@ -44,10 +44,9 @@ def scalekit_settings(fresh_emulator):
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory):
-    """A real redis-server on a free port for the test session; yields its URL base."""
-    from tests.services import RedisServer
+def redis_server():
+    """A private redis-server on a free port for the test session; yields its URL."""
+    from migration.testing import redis_server as start_redis
 
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    yield server
-    server.stop()
+    with start_redis() as url:
+        yield url

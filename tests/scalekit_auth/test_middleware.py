@@ -113,7 +113,7 @@ def test_refresh_lock_works_across_processes_through_redis(
         **settings.CACHES,
         "shared": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": f"{redis_server.url}/3",
+            "LOCATION": redis_server.rsplit("/", 1)[0] + "/3",
         },
     }
     settings.SCALEKIT_AUTH = {**settings.SCALEKIT_AUTH, "CACHE_ALIAS": "shared"}
