@@ -38,12 +38,12 @@ class ScalekitSessionMiddleware:
             request.scalekit = ANONYMOUS
             return self.get_response(request)
         if not rollout.current().enabled:
-            return self._end(request, data, "kill switch: Scalekit sessions ended")
+            return self._end(request, data, "logout", "kill switch: Scalekit sessions ended")
         if session.needs_refresh(data):
             try:
                 fresh = session.refresh(data)
             except session.RefreshFailed as exc:
-                return self._end(request, data, f"refresh failed: {exc.reason}")
+                return self._end(request, data, "refresh", f"refresh failed: {exc.reason}")
             if fresh is not None:
                 data = fresh
                 session.store(request, data)
@@ -57,12 +57,10 @@ class ScalekitSessionMiddleware:
         request.scalekit = ScalekitContext.from_claims(data["claims"])
         return self.get_response(request)
 
-    def _end(self, request: HttpRequest, data: dict, reason: str) -> HttpResponse:
+    def _end(self, request: HttpRequest, data: dict, kind: str, reason: str) -> HttpResponse:
         user = request.user if request.user.is_authenticated else None
         auth_logout(request)
-        events.record(
-            "refresh", False, reason, request=request, user=user, claims=data.get("claims")
-        )
+        events.record(kind, False, reason, request=request, user=user, claims=data.get("claims"))
         request.scalekit = ANONYMOUS
         if wants_json(request):
             return JsonResponse(

@@ -28,6 +28,8 @@ from .directory import Directory
 from .signing import KeySet
 
 CLIENT_KIND = "client"
+# Expired codes and management tokens are dropped once there are more than this many.
+PURGE_ABOVE = 10_000
 # The environment's password/passwordless connection: the first ``amr`` entry of an ID token.
 DEFAULT_CONNECTION_ID = "conn_000000000000000001"
 
@@ -258,6 +260,8 @@ class AuthServer:
             }
         )
         with self._lock:
+            if len(self._management) > PURGE_ABOVE:
+                self._management = {t: exp for t, exp in self._management.items() if exp > now}
             self._management[token] = now + lifetime
         return {
             "access_token": token,
@@ -364,8 +368,11 @@ class AuthServer:
 
     def issue_code(self, request: AuthorizeRequest, session: Session) -> str:
         code = secrets.token_urlsafe(32)
+        now = time.time()
         with self._lock:
-            self._codes[code] = Code(request, session, time.time() + self.lifetimes.code)
+            if len(self._codes) > PURGE_ABOVE:
+                self._codes = {k: c for k, c in self._codes.items() if c.expires_at > now}
+            self._codes[code] = Code(request, session, now + self.lifetimes.code)
         params = {"code": code}
         if request.state:
             params["state"] = request.state

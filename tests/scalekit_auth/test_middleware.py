@@ -143,6 +143,7 @@ def test_kill_switch_ends_scalekit_sessions_at_once(logged_in, admin_client):
     response = logged_in.get("/profile/")
     assert response.status_code == 302 and response["Location"].startswith("/auth/login/")
     assert "_auth_user_id" not in logged_in.session
+    assert AuthEvent.objects.get(kind="logout", success=False).reason.startswith("kill switch")
     # The login now goes to the legacy login page.
     assert (
         logged_in.get("/auth/login/?next=/profile/")["Location"]
