@@ -10,6 +10,8 @@ demo:
 
 test:
 	scripts/bootstrap.sh --test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 
 lint:
