@@ -19,6 +19,7 @@ from importlib import import_module
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -517,6 +518,17 @@ def _backend() -> str:
     return model_backend if model_backend in backends else backends[0]
 
 
+def _log_in(client: Any, user: Any) -> None:
+    """Log ``client`` in as ``user``: as a Scalekit session (claims in the session, so views
+    reading ``request.scalekit`` see a caller) when scalekit_auth is installed, else plainly."""
+    if apps.is_installed("scalekit_auth"):
+        from scalekit_auth.testing import scalekit_login
+
+        scalekit_login(client, user, organization_id="org_readiness_probe")
+    else:
+        client.force_login(user, backend=_backend())
+
+
 @request_probe(
     "readiness.E047",
     item="B13",
@@ -534,7 +546,7 @@ def no_caching_of_protected_pages(ctx: ProbeContext) -> ProbeResult:
     findings, evidence = [], {}
     with rolled_back():
         client = make_client()
-        client.force_login(_temporary_user(is_staff=True, is_superuser=True), backend=_backend())
+        _log_in(client, _temporary_user(is_staff=True, is_superuser=True))
         for path, _ in urls:
             response = client.get(path, secure=True)
             cache_control = response.get("Cache-Control", "")
@@ -679,7 +691,7 @@ def admin_portal_protected(ctx: ProbeContext) -> ProbeResult:
     with rolled_back():
         anonymous = make_client().get(path, secure=True)
         member = make_client()
-        member.force_login(_temporary_user(), backend=_backend())
+        _log_in(member, _temporary_user())
         plain = member.get(path, secure=True)
     for label, response in (("anonymous", anonymous), ("non-admin", plain)):
         evidence[label] = response.status_code
@@ -723,7 +735,7 @@ def protected_urls_enforced(ctx: ProbeContext) -> ProbeResult:
     findings, evidence = [], {}
     with rolled_back():
         member = make_client()
-        member.force_login(_temporary_user(), backend=_backend())
+        _log_in(member, _temporary_user())
         for path, permission in urls:
             anonymous = make_client().get(path, secure=True)
             row = {"anonymous": anonymous.status_code}

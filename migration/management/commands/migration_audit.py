@@ -9,6 +9,8 @@ from ...reporting import EXIT_PROBLEMS, emit_json, table
 
 
 class Command(BaseCommand):
+    # Phase 1 runs before Scalekit is configured: the audit must not stop on scalekit_auth.E001.
+    requires_system_checks: list[str] = []
     help = (
         "Phase 1: report this project's current authentication (user model, backends, middleware, "
         "sessions, password hashers, groups and permissions, auth/SSO apps) and what matters for "
