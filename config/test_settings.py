@@ -19,8 +19,10 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # A file, not memory: with in-memory SQLite the live server thread shares the test's connection,
 # so transactions are not isolated and end-to-end tests can read half-applied work.
 # One file per test process, removed when the run ends.
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
-    (BASE_DIR / "var").mkdir(exist_ok=True)  # noqa: F405
+from .settings import BASE_DIR, DATABASES  # noqa: E402
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    (BASE_DIR / "var").mkdir(exist_ok=True)
     DATABASES["default"]["TEST"] = {
         "NAME": str(BASE_DIR / "var" / f"test-db-{os.getpid()}.sqlite3")
-    }  # noqa: F405
+    }
