@@ -111,7 +111,9 @@ class AppSettings:
     )
     JWKS_CACHE_SECONDS = Setting(3600, "How long the JWKS stays in the Django cache.")
     JWKS_MIN_REFETCH_SECONDS = Setting(
-        30, "At most one JWKS refetch for an unknown kid in this many seconds (per process)."
+        5,
+        "At most one JWKS fetch in this many seconds per process, however many unknown kids "
+        "arrive (forged kids cannot flood Scalekit; a real rotation waits at most this long).",
     )
     CLAIMS_CACHE_SIZE = Setting(10_000, "Verified bearer tokens kept in memory, per process.")
     CACHE_ALIAS = Setting(
