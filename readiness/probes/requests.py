@@ -518,6 +518,12 @@ def _backend() -> str:
     return model_backend if model_backend in backends else backends[0]
 
 
+NO_PROTECTED_URLS = failed(
+    "READINESS['PROTECTED_URLS'] lists no page, so nothing proves it.",
+    hint="List the pages that need a login as (path, permission).",
+)
+
+
 def _log_in(client: Any, user: Any) -> None:
     """Log ``client`` in as ``user``: as a Scalekit session (claims in the session, so views
     reading ``request.scalekit`` see a caller) when scalekit_auth is installed, else plainly."""
@@ -539,10 +545,7 @@ def _log_in(client: Any, user: Any) -> None:
 def no_caching_of_protected_pages(ctx: ProbeContext) -> ProbeResult:
     urls = _protected_urls()
     if not urls:
-        return failed(
-            "READINESS['PROTECTED_URLS'] lists no page, so nothing proves it.",
-            hint="List the pages that need a login as (path, permission).",
-        )
+        return NO_PROTECTED_URLS
     findings, evidence = [], {}
     with rolled_back():
         client = make_client()
@@ -728,10 +731,7 @@ def _to_login(response: HttpResponse) -> bool:
 def protected_urls_enforced(ctx: ProbeContext) -> ProbeResult:
     urls = _protected_urls()
     if not urls:
-        return failed(
-            "READINESS['PROTECTED_URLS'] lists no page, so nothing proves it.",
-            hint="List the pages that need a login as (path, permission).",
-        )
+        return NO_PROTECTED_URLS
     findings, evidence = [], {}
     with rolled_back():
         member = make_client()

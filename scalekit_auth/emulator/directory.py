@@ -187,6 +187,27 @@ def _to_dict(payload: Any) -> dict:
     return data
 
 
+def _by_id_or_external_id(
+    noun: str, items: dict[str, Any], by_external_id: dict[str, str], item_id: str, external_id: str
+) -> Any:
+    """The stored object named by ``item_id`` or else ``external_id`` (the request's oneof)."""
+    if item_id:
+        found = items.get(item_id)
+        if found is None:
+            raise not_found(f'{noun} "{item_id}" not found')
+        return found
+    if external_id:
+        key = by_external_id.get(external_id)
+        if key is None:
+            raise not_found(f'{noun} with external_id "{external_id}" not found')
+        return items[key]
+    article = "an" if noun[0] in "aeiou" else "a"
+    raise invalid_argument(
+        f"{article} {noun} id or external_id is required",
+        [FieldViolation("id", "value is required", "required")],
+    )
+
+
 class Directory:
     """Thread-safe in-memory directory of one Scalekit environment."""
 
@@ -393,19 +414,8 @@ class Directory:
     # -- organizations ----------------------------------------------------------------------------
 
     def _org(self, org_id: str = "", external_id: str = "") -> organizations_pb2.Organization:
-        if org_id:
-            org = self._orgs.get(org_id)
-            if org is None:
-                raise not_found(f'organization "{org_id}" not found')
-            return org
-        if external_id:
-            found = self._org_by_external_id.get(external_id)
-            if found is None:
-                raise not_found(f'organization with external_id "{external_id}" not found')
-            return self._orgs[found]
-        raise invalid_argument(
-            "an organization id or external_id is required",
-            [FieldViolation("id", "value is required", "required")],
+        return _by_id_or_external_id(
+            "organization", self._orgs, self._org_by_external_id, org_id, external_id
         )
 
     def get_organization(self, org_id: str) -> organizations_pb2.Organization | None:
@@ -627,19 +637,8 @@ class Directory:
     # -- users ------------------------------------------------------------------------------------
 
     def _user(self, user_id: str = "", external_id: str = "") -> users_pb2.User:
-        if user_id:
-            user = self._users.get(user_id)
-            if user is None:
-                raise not_found(f'user "{user_id}" not found')
-            return user
-        if external_id:
-            found = self._user_by_external_id.get(external_id)
-            if found is None:
-                raise not_found(f'user with external_id "{external_id}" not found')
-            return self._users[found]
-        raise invalid_argument(
-            "a user id or external_id is required",
-            [FieldViolation("id", "value is required", "required")],
+        return _by_id_or_external_id(
+            "user", self._users, self._user_by_external_id, user_id, external_id
         )
 
     def _export_user(self, user: users_pb2.User) -> users_pb2.User:
