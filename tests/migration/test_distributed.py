@@ -181,19 +181,24 @@ def test_prefork_child_killed_mid_batch_is_redelivered_and_finishes(cluster, sdk
     env = cluster["env"]
     with celery_worker("p1", env, pool="prefork", concurrency=2, logdir=cluster["logs"]) as worker:
         run = start_import(cluster, tmp_path, 160, 4, "--batch-size", "40", "--rate", "40")
-        wait_until(
-            lambda: user_counts(cluster, run).get("in_flight", 0) > 0, 60, "a batch in flight"
-        )
-        children = [
-            int(pid)
-            for pid in Path(f"/proc/{worker.process.pid}/task/{worker.process.pid}/children")
-            .read_text()
-            .split()
-        ]
-        assert children, "the prefork pool has no child process"
-        os.kill(
-            children[0], signal.SIGKILL
-        )  # the pool replaces it; the task is rejected and requeued
+        # Kill every pool child while a batch is in flight, so the child running it is among
+        # them (killing one child could pick an idle one). A batch can still finish between the
+        # ledger read and the kill, so try again until the pool reports a lost job.
+        for _attempt in range(5):
+            wait_until(
+                lambda: user_counts(cluster, run).get("in_flight", 0) > 0, 60, "a batch in flight"
+            )
+            pool = f"/proc/{worker.process.pid}/task/{worker.process.pid}/children"
+            children = [int(pid) for pid in Path(pool).read_text().split()]
+            assert children, "the prefork pool has no child process"
+            for child in children:
+                os.kill(child, signal.SIGKILL)  # the pool replaces it; the task is requeued
+            try:
+                wait_until(lambda: "WorkerLostError" in worker.log(), 10, "a lost job")
+                break
+            except AssertionError:
+                continue
+        assert "WorkerLostError" in worker.log(), worker.log()[-3000:]
         finished = manage(
             "migration_status",
             str(run),
@@ -205,7 +210,6 @@ def test_prefork_child_killed_mid_batch_is_redelivered_and_finishes(cluster, sdk
             env=env,
         )
         assert finished.returncode == 0, finished.stdout[-3000:] + worker.log()[-3000:]
-        assert "WorkerLostError" in worker.log()
     verify_clean(cluster, run, sdk, 160)
 
 
