@@ -21,6 +21,10 @@ SCALEKIT_STAFF_ROLES=admin
 ENV
     echo "demo: wrote .env"
 fi
+# The process environment wins over .env: the demo needs these whatever a copied .env says
+# (.env.example is a production template: DEBUG off, secure cookies, no emulator app).
+export DJANGO_DEBUG=true DJANGO_SECURE_COOKIES=false SCALEKIT_EMULATOR_APP=true
+export SCALEKIT_STAFF_ROLES="${SCALEKIT_STAFF_ROLES:-admin}"
 
 $PY manage.py scalekit_emulator --port "$EMULATOR_PORT" --state-dir var/emulator --persist \
     --redirect-uri "$SITE/auth/callback/" \
