@@ -9,10 +9,12 @@ Events are queued and sent by one background thread, retried with back-off on fa
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 import os
 import queue
 import threading
@@ -24,9 +26,32 @@ import requests
 
 from . import ids
 
+logger = logging.getLogger("scalekit_auth.emulator")
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_<standard base64>`` secret.
+
+    Raises ``ValueError`` saying what is wrong (never echoing the secret): the SDK's
+    ``verify_webhook_payload`` splits on ``_`` and base64-decodes the second part, so only a
+    non-empty standard base64 key after the prefix can be verified by a receiver.
+    """
+    prefix, _, encoded = secret.partition("_")
+    if prefix != "whsec" or not encoded:
+        raise ValueError("the webhook secret must look like whsec_<standard base64>")
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except binascii.Error as exc:
+        raise ValueError(
+            f"the webhook secret's part after whsec_ is not standard base64 ({exc})"
+        ) from exc
+    if not key:
+        raise ValueError("the webhook secret's key is empty")
+    return key
+
 
 def sign(secret: str, msg_id: str, timestamp: int, body: str) -> str:
-    key = base64.b64decode(secret.split("_", 1)[1])
+    key = secret_key(secret)
     digest = hmac.new(key, f"{msg_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
 
@@ -63,8 +88,11 @@ class WebhookSender:
         self._generation = 0
 
     def configure(self, url: str, secret: str) -> None:
-        if url and not secret.startswith("whsec_"):
-            raise ValueError("the webhook secret must look like whsec_<standard base64>")
+        """Deliver later events to ``url`` signed with ``secret``; an empty ``url`` stops
+        delivery. Raises ``ValueError`` for a secret that cannot sign (checked here, so that a
+        bad one is refused up front instead of failing every delivery)."""
+        if url:
+            secret_key(secret)
         self.url, self.secret = url, secret
 
     def start(self) -> None:
@@ -109,7 +137,12 @@ class WebhookSender:
             delivery = self._queue.get()
             if delivery is None:
                 return
-            self._deliver(delivery)
+            try:
+                self._deliver(delivery)
+            except Exception as exc:
+                # Recorded on the delivery; the one sender thread must outlive any one event.
+                delivery.error = f"emulator error: {type(exc).__name__}: {exc}"
+                logger.exception("emulator: webhook delivery %s failed", delivery.event_id)
 
     def _deliver(self, delivery: Delivery) -> None:
         body = json.dumps(delivery.payload, separators=(",", ":"))
