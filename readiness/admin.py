@@ -245,7 +245,6 @@ class ChecklistItemAdmin(admin.ModelAdmin):
     list_filter = ("section__checklist", "section", "status", "kind", "severity", "retired")
     search_fields = ("key", "title", "guidance", "last_message")
     list_select_related = ("section", "owner", "signed_off_by")
-    autocomplete_fields = ()
     actions = ("run_selected_checks",)
     fieldsets = (
         (None, {"fields": ("key", "title", "section", "kind", "severity", "asvs", "guidance")}),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from django import forms
 from django.utils import timezone
 
@@ -22,7 +25,7 @@ class SignOffForm(forms.Form):
         help_text="YYYY-MM-DD; when this must be signed again.",
     )
 
-    def clean_expires_at(self):  # noqa: ANN201
+    def clean_expires_at(self) -> datetime | None:
         value = self.cleaned_data["expires_at"]
         if value is not None and value <= timezone.now():
             raise forms.ValidationError("The re-attestation date must be in the future.")
@@ -47,7 +50,7 @@ class ApplicabilityForm(forms.Form):
         help_text="Required when marking not applicable.",
     )
 
-    def clean(self):  # noqa: ANN201
+    def clean(self) -> dict[str, Any]:
         data = super().clean()
         if data.get("applicable") is False and not (data.get("reason") or "").strip():
             self.add_error("reason", "Say why this does not apply to the project.")

@@ -52,7 +52,9 @@ def _log(user: AbstractBaseUser, obj: ChecklistItem | Section, message: str) -> 
     )
 
 
-def _event(item: ChecklistItem, user: AbstractBaseUser, action: str, message: str, **data) -> None:  # noqa: ANN003
+def _event(
+    item: ChecklistItem, user: AbstractBaseUser, action: str, message: str, **data: object
+) -> None:
     ItemEvent.objects.create(
         item=item,
         actor=user,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -93,8 +94,8 @@ def derive_status(item: ChecklistItem, signoff: SignOff | None) -> str:
 def refresh_item(
     item: ChecklistItem,
     *,
-    actor=None,
-    reason: str = "",  # noqa: ANN001
+    actor: AbstractBaseUser | None = None,
+    reason: str = "",
     context: str = "",
 ) -> bool:
     """Recompute the item's outcome and status; write a history event when the status changes.
@@ -138,7 +139,7 @@ def refresh_item(
     return True
 
 
-def _name(user) -> str:  # noqa: ANN001
+def _name(user: AbstractBaseUser | None) -> str:
     if user is None:
         return "readiness"
     return user.get_full_name() or user.get_username()

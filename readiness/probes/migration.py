@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 
 from django.db import DatabaseError
+from django.db.models import Count, Model
 
 from .. import contract
 from ..conf import app_settings
@@ -94,11 +95,35 @@ def reachability_history(ctx: ProbeContext) -> ProbeResult:
     )
 
 
-def _import_runs():  # noqa: ANN202
-    model = contract.get_model("migration", "ImportRun")
-    if model is None:
+def _ledger() -> tuple[type[Model], type[Model]] | None:
+    """The ImportRun and ImportRecord models, or None when the migration app is not installed."""
+    run_model = contract.get_model("migration", "ImportRun")
+    record_model = contract.get_model("migration", "ImportRecord")
+    if run_model is None or record_model is None:
         return None
-    return model.objects.filter(dry_run=False).exclude(status__in=("pending", "cancelled"))
+    return run_model, record_model
+
+
+#: Runs whose import finished; only these can be verified.
+COUNTED = ("completed", "completed_with_errors")
+#: Runs still sending (or about to).
+IN_PROGRESS = ("pending", "running")
+#: Runs stopped part-way; resumable, or to be rolled back.
+STOPPED = ("failed", "cancelled")
+UNFINISHED_RECORDS = ("pending", "in_flight")
+
+
+def _record_counts(record_model: type[Model], run_ids: list[int]) -> dict[int, dict[str, int]]:
+    counts: dict[int, dict[str, int]] = {}
+    rows = (
+        record_model.objects.filter(run_id__in=run_ids)
+        .values("run_id", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in rows:
+        counts.setdefault(row["run_id"], {})[row["status"]] = row["n"]
+    return counts
 
 
 @probe(
@@ -106,43 +131,86 @@ def _import_runs():  # noqa: ANN202
 )
 @needs_ledger
 def imports_verified(ctx: ProbeContext) -> ProbeResult:
-    runs = _import_runs()
-    if runs is None:
-        return failed("The migration app's ImportRun model is not installed.")
-    runs = list(runs.exclude(status="rolled_back").order_by("pk"))
-    if not runs:
-        return failed("No import run yet: nothing has been imported into Scalekit.")
-    problems = []
+    """Every import that reached Scalekit finished, was verified afterwards, and differs in nothing.
+
+    Only completed runs can pass. A run still pending or running, or one that failed or was
+    cancelled after sending records, is a half-done import and fails the item until it is resumed
+    to completion or rolled back. Dry runs and runs that sent nothing are ignored.
+    """
+    ledger = _ledger()
+    if ledger is None:
+        return failed("The migration app's ImportRun and ImportRecord models are not installed.")
+    run_model, record_model = ledger
+    runs = list(
+        run_model.objects.filter(dry_run=False).exclude(status="rolled_back").order_by("pk")
+    )
+    records = _record_counts(record_model, [r.pk for r in runs])
+    problems, warnings, counted = [], [], []
     for run in runs:
-        finished = getattr(run, "finished_at", None)
-        verified = getattr(run, "verified_at", None)
-        differences = getattr(run, "differences", None)
-        if run.status == "running" or finished is None:
+        mine = records.get(run.pk, {})
+        sent = mine.get("succeeded", 0)
+        unfinished = sum(mine.get(s, 0) for s in UNFINISHED_RECORDS)
+        if run.status in IN_PROGRESS:
             problems.append(f"run {run.pk} is still {run.status}")
-        elif verified is None:
-            problems.append(f"run {run.pk} was never verified")
-        elif verified < finished:
-            problems.append(f"run {run.pk} changed after its last verification")
-        elif differences:
-            problems.append(f"run {run.pk} has {differences} difference(s)")
-    evidence = {"runs": [r.pk for r in runs]}
+        elif run.status in STOPPED:
+            if sent:
+                problems.append(
+                    f"run {run.pk} {'was ' if run.status == 'cancelled' else ''}{run.status} "
+                    f"part-way with {sent} record(s) already in Scalekit: resume it or roll it back"
+                )
+        elif run.status not in COUNTED:
+            problems.append(f"run {run.pk} has the unknown status {run.status!r}")
+        else:
+            counted.append(run.pk)
+            finished, verified = run.finished_at, run.verified_at
+            if unfinished:
+                problems.append(
+                    f"run {run.pk} has {unfinished} record(s) still pending or in flight"
+                )
+            elif finished is None:
+                problems.append(f"run {run.pk} is {run.status} but has no finish time")
+            elif verified is None:
+                problems.append(f"run {run.pk} was never verified")
+            elif verified < finished:
+                problems.append(f"run {run.pk} changed after its last verification")
+            elif run.differences:
+                problems.append(f"run {run.pk} has {run.differences} difference(s)")
+            not_sent = mine.get("failed", 0) + mine.get("invalid", 0)
+            if run.status == "completed_with_errors" and not_sent:
+                warnings.append(
+                    f"run {run.pk} completed with {not_sent} failed or invalid record(s) that "
+                    "are not in Scalekit (see M05)"
+                )
+    evidence = {"runs": [r.pk for r in runs], "counted": counted}
     if problems:
         return failed(
             "; ".join(problems) + ".",
             evidence=evidence,
-            hint="Run manage.py migration_verify on each run, fix and verify again.",
+            hint="Let running imports finish, resume or roll back stopped ones, then run "
+            "manage.py migration_verify on each completed run.",
         )
-    return passed(f"{len(runs)} import run(s) verified with zero differences.", evidence=evidence)
+    if not counted:
+        return failed(
+            "No completed import run yet: nothing has been imported into Scalekit.",
+            evidence=evidence,
+        )
+    if warnings:
+        return warned("; ".join(warnings) + ".", evidence=evidence)
+    return passed(
+        f"{len(counted)} completed import run(s) verified with zero differences.",
+        evidence=evidence,
+    )
 
 
 @probe("readiness.W061", item="M05", title="No failed import records left", kind=RECORDS)
 @needs_ledger
 def no_failed_records(ctx: ProbeContext) -> ProbeResult:
-    runs = _import_runs()
-    record = contract.get_model("migration", "ImportRecord")
-    if runs is None or record is None:
+    ledger = _ledger()
+    if ledger is None:
         return failed("The migration app's ImportRun and ImportRecord models are not installed.")
-    failed_rows = record.objects.filter(run__in=runs.exclude(status="rolled_back"), status="failed")
+    run_model, record_model = ledger
+    runs = run_model.objects.filter(dry_run=False).exclude(status="rolled_back")
+    failed_rows = record_model.objects.filter(run__in=runs, status="failed")
     count = failed_rows.count()
     if count:
         runs_with = sorted(set(failed_rows.values_list("run_id", flat=True)))

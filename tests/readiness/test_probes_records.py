@@ -73,25 +73,31 @@ def ledger():
     ImportRun = apps.get_model("migration", "ImportRun")
     ImportRecord = apps.get_model("migration", "ImportRecord")
 
-    def make_run(status="completed", *, verified=True, differences=0, failed=0, dry_run=False):
+    def make_run(
+        status="completed", *, verified=True, differences=0, failed=0, dry_run=False, records=None
+    ):
+        """A run and its records: ``failed`` failed ones, plus ``records`` ({status: count})."""
         finished = timezone.now() - timedelta(minutes=10)
+        stopped = status not in ("pending", "running")
         run = ImportRun.objects.create(
             source="users.csv",
             status=status,
             dry_run=dry_run,
-            finished_at=finished,
+            finished_at=finished if stopped else None,
             started_at=finished - timedelta(minutes=5),
             verified_at=finished + timedelta(minutes=1) if verified else None,
             differences=differences if verified else None,
         )
-        for n in range(failed):
-            ImportRecord.objects.create(
-                run=run,
-                kind="user",
-                key=f"u{n}@example.com",
-                status="failed",
-                last_error="INVALID_ARGUMENT",
-            )
+        wanted = {"failed": failed, **(records or {})}
+        for record_status, count in wanted.items():
+            for n in range(count):
+                ImportRecord.objects.create(
+                    run=run,
+                    kind="user",
+                    key=f"{record_status}{n}@example.com",
+                    status=record_status,
+                    last_error="INVALID_ARGUMENT" if record_status == "failed" else "",
+                )
         return run
 
     return make_run
@@ -100,13 +106,15 @@ def ledger():
 class TestImportsVerified:
     @covers("readiness.E060", PASS)
     def test_all_runs_verified_clean(self, ledger):
-        ledger()
-        ledger(status="completed_with_errors")
+        ledger(records={"succeeded": 2})
+        ledger(records={"succeeded": 1})
         ledger(dry_run=True, verified=False)
+        ledger(status="pending", dry_run=True, verified=False)
         ledger(status="rolled_back", verified=False)
+        ledger(status="failed", verified=False, records={"pending": 3})  # sent nothing
         result = run_probe("readiness.E060")
         assert result.status == PASS, result.message
-        assert "2 import run(s) verified with zero differences" in result.message
+        assert "2 completed import run(s) verified with zero differences" in result.message
 
     @covers("readiness.E060", FAIL)
     def test_unverified_and_different_runs(self, ledger):
@@ -121,22 +129,67 @@ class TestImportsVerified:
         assert f"run {running.pk} is still running" in result.message
         assert f"run {clean.pk} " not in result.message
 
+    def test_failed_half_done_import_fails_although_verified_clean(self, ledger):
+        """verify only reads back succeeded records: a run that stopped part-way verifies with
+        zero differences, but half the source never reached Scalekit."""
+        ledger()
+        half = ledger(status="failed", records={"succeeded": 2, "pending": 5})
+        result = run_probe("readiness.E060")
+        assert result.status == FAIL
+        assert (
+            f"run {half.pk} failed part-way with 2 record(s) already in Scalekit: "
+            "resume it or roll it back" in result.message
+        )
+
+    def test_cancelled_part_way(self, ledger):
+        cancelled = ledger(status="cancelled", verified=False, records={"succeeded": 1})
+        result = run_probe("readiness.E060")
+        assert result.status == FAIL
+        assert f"run {cancelled.pk} was cancelled part-way" in result.message
+
+    def test_pending_run_fails(self, ledger):
+        ledger()
+        pending = ledger(status="pending", verified=False)
+        result = run_probe("readiness.E060")
+        assert result.status == FAIL
+        assert f"run {pending.pk} is still pending" in result.message
+
+    def test_completed_run_with_records_put_back(self, ledger):
+        """Records retried from the admin go back to pending while the run still says completed."""
+        run = ledger(records={"succeeded": 1, "pending": 2, "in_flight": 1})
+        result = run_probe("readiness.E060")
+        assert result.status == FAIL
+        assert f"run {run.pk} has 3 record(s) still pending or in flight" in result.message
+
+    @covers("readiness.E060", WARN)
+    def test_completed_with_errors_warns(self, ledger):
+        run = ledger(status="completed_with_errors", failed=2, records={"succeeded": 3})
+        result = run_probe("readiness.E060")
+        assert result.status == WARN, result.message
+        assert (
+            f"run {run.pk} completed with 2 failed or invalid record(s) that are not in Scalekit"
+            in result.message
+        )
+
     def test_changed_after_verification(self, ledger):
         run = ledger()
         run.verified_at = run.finished_at - timedelta(minutes=1)
         run.save()
         assert "changed after its last verification" in run_probe("readiness.E060").message
 
-    def test_nothing_imported(self):
+    def test_nothing_imported(self, ledger):
+        ledger(dry_run=True)
         result = run_probe("readiness.E060")
         assert result.status == FAIL
-        assert "No import run yet" in result.message
+        assert "No completed import run yet" in result.message
 
     @modify_settings(INSTALLED_APPS={"remove": ["migration"]})
     def test_migration_app_missing(self):
         result = run_probe("readiness.E060")
         assert result.status == FAIL
-        assert result.message == "The migration app's ImportRun model is not installed."
+        assert result.message == (
+            "The migration app's ImportRun and ImportRecord models are not installed."
+        )
 
 
 class TestFailedRecords:
@@ -144,11 +197,13 @@ class TestFailedRecords:
     def test_no_failed_records(self, ledger):
         ledger(failed=0)
         ledger(status="rolled_back", failed=2)
+        ledger(dry_run=True, failed=2)
         assert run_probe("readiness.W061").status == PASS
 
     @covers("readiness.W061", FAIL)
     def test_failed_records_left(self, ledger):
         run = ledger(failed=2)
+        cancelled = ledger(status="cancelled", failed=1)
         result = run_probe("readiness.W061")
         assert result.status == FAIL
-        assert f"2 record(s) failed in import run(s) {run.pk}" in result.message
+        assert f"3 record(s) failed in import run(s) {run.pk}, {cancelled.pk}" in result.message
