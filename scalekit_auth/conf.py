@@ -117,7 +117,9 @@ class AppSettings:
     )
     CLAIMS_CACHE_SIZE = Setting(10_000, "Verified bearer tokens kept in memory, per process.")
     CACHE_ALIAS = Setting(
-        "default", "Django cache for the JWKS and the refresh locks (Redis in production)."
+        "default",
+        "Django cache for the JWKS, the refresh locks and the event throttle (Redis in "
+        "production).",
     )
 
     # Organizations.
@@ -131,6 +133,19 @@ class AppSettings:
         "", "Signing secret of the webhook endpoint (whsec_...), from the environment."
     )
     WEBHOOK_TOLERANCE_SECONDS = Setting(300, "Age beyond which a webhook is refused as a replay.")
+
+    # The auth event log.
+    EVENT_THROTTLE_SECONDS = Setting(
+        60,
+        "At most one AuthEvent row per (kind, reason, client IP) of refused events in this many "
+        "seconds (a flood of bad tokens or forged webhooks writes one row, not one per request); "
+        "successes are always written. 0 writes every refused event.",
+    )
+    EVENT_RETENTION_DAYS = Setting(
+        90,
+        "Auth events older than this many days are deleted by scalekit_auth_purge_events "
+        "(and scalekit_auth.events.purge(), to schedule).",
+    )
 
     # Rollout (defaults; the admin-editable RolloutSettings row wins once saved).
     ROLLOUT_PERCENTAGE = Setting(100, "Share of users (0-100) who log in through Scalekit.")
