@@ -5,7 +5,9 @@ and the TLS router, and starts or stops them together.
         ScalekitClient(emulator.url, emulator.client_id, emulator.client_secret)
 
 The caller must make the SDK trust ``emulator.ca_path`` (``scalekit_auth.client.trust_ca_bundle``
-does it) before the first ``ScalekitClient`` of the process is built.
+does it) before the first ``ScalekitClient`` of the process is built. Emulators without a
+``state_dir`` share one CA per process (``tls.process_certificates``), so that stays true for
+every later one; one with its own ``state_dir`` has its own CA.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from .persistence import SqlitePersistence
 from .router import Backends, TLSRouter
 from .services import add_services
 from .signing import KeySet
-from .tls import ensure_certificates
+from .tls import ensure_certificates, process_certificates
 from .web import HTTPServer
 from .webhooks import WebhookSender
 
@@ -66,7 +68,11 @@ class Emulator:
         self.client_id = client_id
         self.client_secret = client_secret
         self.grpc_workers = grpc_workers
-        self.certificates = ensure_certificates(self.state_dir)
+        # Without a state directory, the process's one CA: grpc-core trusts only the first
+        # roots file it read, so a second emulator with a new CA would be unreachable.
+        self.certificates = (
+            ensure_certificates(self.state_dir) if state_dir else process_certificates()
+        )
         self.persistence = (
             SqlitePersistence(self.state_dir / "emulator.sqlite3") if persist else None
         )

@@ -4,13 +4,22 @@ Generated on first start into the state directory (``ca.pem``, ``server.pem``, `
 and reused afterwards, so a client that trusts ``ca.pem`` keeps trusting a restarted emulator.
 The SDK's two transports are pointed at ``ca.pem`` by ``REQUESTS_CA_BUNDLE`` and
 ``GRPC_DEFAULT_SSL_ROOTS_FILE_PATH`` (see ``scalekit_auth.client.trust_ca_bundle``).
+
+Emulators started without a state directory share one certificate directory per process
+(``process_certificates()``): grpc-core reads its roots file once per process, so every such
+emulator must present a certificate from the CA it read, and the file must outlive them.
 """
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import ipaddress
+import os
+import shutil
 import ssl
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +57,29 @@ def ensure_certificates(state_dir: Path) -> Certificates:
             return certs
     _generate(certs)
     return certs
+
+
+_process_lock = threading.Lock()
+_process_dir: Path | None = None
+
+
+def process_certificates() -> Certificates:
+    """The certificates shared by this process's emulators that have no state directory.
+
+    Created in a temporary directory on first use and removed when the process that created it
+    exits (a forked child reuses them and leaves them alone).
+    """
+    global _process_dir
+    with _process_lock:
+        if _process_dir is None:
+            _process_dir = Path(tempfile.mkdtemp(prefix="scalekit-emulator-certs-"))
+            atexit.register(_remove_in_owner, _process_dir, os.getpid())
+        return ensure_certificates(_process_dir)
+
+
+def _remove_in_owner(directory: Path, owner_pid: int) -> None:
+    if os.getpid() == owner_pid:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _name(common_name: str) -> x509.Name:

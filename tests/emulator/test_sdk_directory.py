@@ -473,7 +473,7 @@ def test_default_roles_decide_what_a_membership_without_roles_gets(sdk):
 def test_state_survives_an_emulator_restart(emulator, tmp_path):
     # Reuse the session emulator's certificates: this process trusts only that CA.
     for name in ("ca.pem", "server.pem", "server.key"):
-        shutil.copy(emulator.state_dir / name, tmp_path / name)
+        shutil.copy(emulator.ca_path.parent / name, tmp_path / name)
     with start_emulator(state_dir=tmp_path, persist=True) as first:
         client = ScalekitClient(first.url, first.client_id, first.client_secret)
         org = create_org(client, external_id="acme")
