@@ -49,27 +49,34 @@ class ScalekitBackend(ModelBackend):
 
 def resolve_user(claims: dict[str, Any]) -> Any:
     """Find, link or create the user for verified ``claims`` (ID token claims merged with the
-    access token's ``roles``/``oid``); raise ``LinkRefused`` when the policy forbids it."""
+    access token's ``roles``/``oid``); raise ``LinkRefused`` when the policy forbids it.
+
+    Two first requests of one Scalekit user at once (a single-page app's parallel API calls)
+    both try to link; the loser's savepoint is rolled back, user creation included, and it
+    uses the link the winner made.
+    """
     sub = claims["sub"]
+    identity = _identity(sub)
+    if identity is None:
+        chosen = None
+        try:
+            with transaction.atomic():
+                chosen, linked_by = _link_or_create(claims)
+                identity = ScalekitIdentity.objects.create(
+                    user=chosen, scalekit_user_id=sub, linked_by=linked_by
+                )
+        except IntegrityError as exc:
+            identity = _identity(sub)
+            if identity is None:
+                owner = f"Django user {chosen.pk}" if chosen is not None else "the Django user"
+                raise LinkRefused(f"{owner} is already linked to another Scalekit user") from exc
     with transaction.atomic():
-        identity = (
-            ScalekitIdentity.objects.select_related("user").filter(scalekit_user_id=sub).first()
-        )
-        if identity is not None:
-            user, linked_by = identity.user, identity.linked_by
-        else:
-            user, linked_by = _link_or_create(claims)
-            try:
-                with transaction.atomic():
-                    identity = ScalekitIdentity.objects.create(
-                        user=user, scalekit_user_id=sub, linked_by=linked_by
-                    )
-            except IntegrityError as exc:
-                raise LinkRefused(
-                    f"Django user {user.pk} is already linked to another Scalekit user"
-                ) from exc
-        _sync(user, identity, claims)
-    return user
+        _sync(identity.user, identity, claims)
+    return identity.user
+
+
+def _identity(sub: str) -> ScalekitIdentity | None:
+    return ScalekitIdentity.objects.select_related("user").filter(scalekit_user_id=sub).first()
 
 
 def _link_or_create(claims: dict[str, Any]) -> tuple[Any, str]:

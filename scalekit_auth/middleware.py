@@ -3,8 +3,9 @@
 
 While the access token is valid, a request costs one read of the session (which
 ``AuthenticationMiddleware`` reads anyway) and no network call. When it is about to expire, it
-is refreshed (once per session across processes, see ``session.py``). A failed refresh logs the
-user out: HTML requests are redirected to the login with ``next``, JSON/XHR requests get 401.
+is refreshed (once per session across processes, see ``session.py``), after checking that the
+Django user is still active. A failed refresh logs the user out: HTML requests are redirected to
+the login with ``next``, JSON/XHR requests get 401.
 With the rollout's kill switch off, Scalekit sessions end at their next request.
 """
 
@@ -40,6 +41,10 @@ class ScalekitSessionMiddleware:
         if not rollout.current().enabled:
             return self._end(request, data, "logout", "kill switch: Scalekit sessions ended")
         if session.needs_refresh(data):
+            # About once per access token lifetime: the only time this middleware loads the
+            # user, so a user deactivated or deleted without a webhook loses the session here.
+            if not request.user.is_authenticated:
+                return self._end(request, data, "refresh", "the Django user is inactive or gone")
             try:
                 fresh = session.refresh(data)
             except session.RefreshFailed as exc:
@@ -59,6 +64,7 @@ class ScalekitSessionMiddleware:
 
     def _end(self, request: HttpRequest, data: dict, kind: str, reason: str) -> HttpResponse:
         user = request.user if request.user.is_authenticated else None
+        session.forget(request)
         auth_logout(request)
         events.record(kind, False, reason, request=request, user=user, claims=data.get("claims"))
         request.scalekit = ANONYMOUS

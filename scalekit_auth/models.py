@@ -1,5 +1,6 @@
 """What ``scalekit_auth`` stores: the link between a Django user and its Scalekit identity, the
-rollout switch, the auth event log, and the webhook events already processed."""
+sessions holding Scalekit tokens, the rollout switch, the auth event log, and the webhook events
+already processed."""
 
 from __future__ import annotations
 
@@ -46,6 +47,30 @@ class ScalekitIdentity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} = {self.scalekit_user_id}"
+
+
+class ScalekitSession(models.Model):
+    """A Django session that holds a user's Scalekit tokens.
+
+    Kept so that every session of a user can be ended at once when the user is deactivated (in
+    the admin, or by a Scalekit webhook): the middleware trusts the session's claims without
+    loading the user, so a deactivated user's sessions must go, not merely fail a user lookup.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="scalekit_sessions"
+    )
+    session_key = models.CharField(max_length=40, unique=True)
+    scalekit_session_id = models.CharField(
+        max_length=64, blank=True, db_index=True, help_text="ses_... (the sid claim)"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "Scalekit session"
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.scalekit_session_id or self.session_key[:8]})"
 
 
 class RolloutSettings(models.Model):

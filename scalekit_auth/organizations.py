@@ -11,11 +11,23 @@ from .context import ANONYMOUS, ScalekitContext
 
 
 def caller(request: Any) -> ScalekitContext:
-    """The Scalekit identity of a DRF or Django request (anonymous when there is none)."""
+    """The Scalekit identity of a DRF or Django request (anonymous when there is none).
+
+    For a DRF request it is the bearer token's, or the session's when DRF's
+    ``SessionAuthentication`` authenticated the request (and so enforced CSRF). A session cookie
+    alone does not make the caller of a view that does not accept session authentication.
+    """
     auth = getattr(request, "auth", None)
     if isinstance(auth, ScalekitContext):
         return auth
-    return getattr(request, "scalekit", ANONYMOUS)
+    django_request = getattr(request, "_request", None)
+    if django_request is None:  # a plain Django HttpRequest
+        return getattr(request, "scalekit", ANONYMOUS)
+    from rest_framework.authentication import SessionAuthentication
+
+    if isinstance(request.successful_authenticator, SessionAuthentication):
+        return getattr(django_request, "scalekit", ANONYMOUS)
+    return ANONYMOUS
 
 
 def scope_to_organization(queryset: QuerySet, request: Any, field: str | None = None) -> QuerySet:

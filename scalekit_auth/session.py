@@ -15,8 +15,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from importlib import import_module
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import caches
 from django.http import HttpRequest
 from scalekit.common.exceptions import (
@@ -29,6 +31,7 @@ from . import tokens
 from .client import token_request
 from .conf import app_settings
 from .context import context_claims
+from .models import ScalekitSession
 
 logger = logging.getLogger("scalekit_auth")
 
@@ -62,6 +65,53 @@ def store(request: HttpRequest, data: dict[str, Any]) -> None:
 
 def get(request: HttpRequest) -> dict[str, Any] | None:
     return request.session.get(SESSION_KEY)
+
+
+def remember(request: HttpRequest, user: Any) -> None:
+    """Record the (just logged in) session as one of ``user``'s Scalekit sessions."""
+    if request.session.session_key is None:
+        request.session.save()
+    data = get(request) or {}
+    ScalekitSession.objects.update_or_create(
+        session_key=request.session.session_key,
+        defaults={"user": user, "scalekit_session_id": data.get("claims", {}).get("sid", "")},
+    )
+    store = _session_store()
+    others = ScalekitSession.objects.filter(user=user).exclude(
+        session_key=request.session.session_key
+    )
+    for row in others:
+        if not store.exists(row.session_key):
+            row.delete()  # expired or flushed elsewhere
+
+
+def forget(request: HttpRequest) -> None:
+    """Before a logout: drop this session's record and the cached result of its last refresh."""
+    if request.session.session_key:
+        ScalekitSession.objects.filter(session_key=request.session.session_key).delete()
+    result_key = (get(request) or {}).get("refreshed_result_key")
+    if result_key:
+        caches[app_settings.CACHE_ALIAS].delete(result_key)
+
+
+def end_sessions(user: Any) -> int:
+    """End every session of ``user`` that holds Scalekit tokens; return how many."""
+    store = _session_store()
+    rows = list(ScalekitSession.objects.filter(user=user))
+    for row in rows:
+        store.delete(row.session_key)
+    ScalekitSession.objects.filter(pk__in=[row.pk for row in rows]).delete()
+    return len(rows)
+
+
+def end_sessions_of_inactive_user(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """``post_save`` of the user model: a user saved inactive loses its Scalekit sessions."""
+    if not getattr(instance, "is_active", True) and not kwargs.get("raw"):
+        end_sessions(instance)
+
+
+def _session_store() -> Any:
+    return import_module(settings.SESSION_ENGINE).SessionStore()
 
 
 def needs_refresh(data: dict[str, Any], now: float | None = None) -> bool:
@@ -105,7 +155,7 @@ def refresh(data: dict[str, Any]) -> dict[str, Any] | None:
                 f"Scalekit unreachable during refresh ({type(exc).__name__})"
             ) from exc
         try:
-            claims = tokens.verify(answer["access_token"])
+            claims = tokens.verify_access(answer["access_token"], trusted_source=True)
         except tokens.TokenError as exc:
             raise RefreshFailed(f"refreshed access token rejected: {exc.reason}") from exc
         new = session_data(
@@ -114,6 +164,7 @@ def refresh(data: dict[str, Any]) -> dict[str, Any] | None:
             answer.get("refresh_token"),
             answer.get("id_token") or data["id_token"],
         )
+        new["refreshed_result_key"] = result_key  # for ``forget`` at logout
         cache.set(result_key, new, RESULT_TTL)
         return new
     finally:

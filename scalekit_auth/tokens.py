@@ -5,7 +5,13 @@ process and raises a bare ``KeyError`` for an unknown ``kid``. Here every token 
 its algorithm (RS256 only), signature, issuer (the environment URL), audience (our client id),
 expiry, not-before and issued-at (with ``TOKEN_LEEWAY_SECONDS``). Keys come from a JWKS kept in
 the Django cache and refetched, at most once per ``JWKS_MIN_REFETCH_SECONDS``, when a token
-names a key we do not know (a key rotation).
+names a key we do not know (a key rotation). Tokens that came straight from Scalekit's token
+endpoint (login and refresh) may refetch at once: nobody but Scalekit can make us read them, and a
+rotation must not log out the users who happen to refresh within that interval.
+
+Access tokens and ID tokens share issuer, audience and subject. ``verify_access`` tells them
+apart by what Scalekit puts in each (an access token has a ``jti`` and no ``at_hash``/``nonce``),
+so an ID token, which travels in browser URLs (``id_token_hint``), never works as a bearer token.
 
 Bearer tokens verified once are remembered by their SHA-256 until they expire, so steady-state
 API requests cost a hash and a dict lookup.
@@ -63,7 +69,8 @@ class KeyCache:
                 logger.warning("scalekit_auth: ignoring an unusable JWKS key %s", jwk.get("kid"))
         self._keys = keys
 
-    def get(self, kid: str) -> Any:
+    def get(self, kid: str, *, trusted_source: bool = False) -> Any:
+        """The key for ``kid``; ``trusted_source`` skips the refetch interval (see above)."""
         key = self._keys.get(kid)
         if key is not None:
             return key
@@ -75,7 +82,8 @@ class KeyCache:
                 if kid in self._keys:
                     return self._keys[kid]
             now = time.monotonic()
-            if now - self._last_fetch < app_settings.JWKS_MIN_REFETCH_SECONDS:
+            recent = now - self._last_fetch < app_settings.JWKS_MIN_REFETCH_SECONDS
+            if recent and not trusted_source:
                 raise TokenError("unknown_kid", f"no key {kid!r} (JWKS refetched recently)")
             self._last_fetch = now
             try:
@@ -104,9 +112,17 @@ def issuer() -> str:
 
 
 def verify(
-    token: str, *, nonce: str | None = None, require: tuple[str, ...] = ("sub",)
+    token: str,
+    *,
+    nonce: str | None = None,
+    require: tuple[str, ...] = ("sub",),
+    trusted_source: bool = False,
 ) -> dict[str, Any]:
-    """Verify a Scalekit JWT and return its claims, or raise ``TokenError``."""
+    """Verify a Scalekit JWT and return its claims, or raise ``TokenError``.
+
+    ``trusted_source``: the token is Scalekit's answer to our own token request, not something a
+    caller sent us, so an unknown ``kid`` may refetch the JWKS at once.
+    """
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
@@ -116,7 +132,7 @@ def verify(
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise TokenError("malformed", "no kid in the token header")
-    key = keys.get(kid)
+    key = keys.get(kid, trusted_source=trusted_source)
     try:
         claims = jwt.decode(
             token,
@@ -142,6 +158,20 @@ def verify(
     return claims
 
 
+def verify_access(token: str, *, trusted_source: bool = False) -> dict[str, Any]:
+    """``verify`` a user's access token: refuses ID tokens and client-credentials tokens.
+
+    A client-credentials token carries the same issuer and audience but names the client, not
+    a user, and has no session: it must not act as a user.
+    """
+    claims = verify(token, require=("sub", "sid"), trusted_source=trusted_source)
+    if "at_hash" in claims or "nonce" in claims or "jti" not in claims:
+        raise TokenError("not_an_access_token", "an ID token cannot be used as an access token")
+    if claims["sub"] == app_settings.CLIENT_ID:
+        raise TokenError("not_a_user_token", "a client-credentials token cannot act as a user")
+    return claims
+
+
 class ClaimsCache:
     """Verified claims by token hash, bounded (least recently used out), until ``exp``."""
 
@@ -157,6 +187,9 @@ class ClaimsCache:
             with self._lock:
                 self._items.pop(digest, None)
             return None
+        with self._lock:
+            if digest in self._items:
+                self._items.move_to_end(digest)
         return claims
 
     def put(self, digest: bytes, claims: dict[str, Any]) -> None:
@@ -174,16 +207,10 @@ claims_cache = ClaimsCache()
 
 
 def verify_bearer(token: str) -> dict[str, Any]:
-    """``verify`` a user's access token, remembered by token hash until it expires.
-
-    A client-credentials token carries the same issuer and audience but names the client, not
-    a user, and has no session: it must not act as a user.
-    """
+    """``verify_access`` for a token a caller sent, remembered by its hash until it expires."""
     digest = hashlib.sha256(token.encode()).digest()
     claims = claims_cache.get(digest)
     if claims is None:
-        claims = verify(token, require=("sub", "sid"))
-        if claims["sub"] == app_settings.CLIENT_ID:
-            raise TokenError("not_a_user_token", "a client-credentials token cannot act as a user")
+        claims = verify_access(token)
         claims_cache.put(digest, claims)
     return claims

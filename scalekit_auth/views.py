@@ -186,8 +186,8 @@ def callback(request: HttpRequest) -> HttpResponse:
     except ScalekitException as exc:
         return failure(request, "scalekit_unavailable", type(exc).__name__, status=502)
     try:
-        id_claims = tokens.verify(answer["id_token"], nonce=attempt["nonce"])
-        access_claims = tokens.verify(answer["access_token"])
+        id_claims = tokens.verify(answer["id_token"], nonce=attempt["nonce"], trusted_source=True)
+        access_claims = tokens.verify_access(answer["access_token"], trusted_source=True)
     except tokens.TokenError as exc:
         return failure(request, f"token_{exc.reason}", exc.detail)
     except KeyError as exc:
@@ -196,6 +196,19 @@ def callback(request: HttpRequest) -> HttpResponse:
         return failure(
             request, "token_subject_mismatch", "ID and access tokens name different users"
         )
+    # The login form's email chose Scalekit, but the person may have signed in as someone else
+    # on the hosted page: the rollout decides by the account that actually signed in.
+    state = rollout.current()
+    email = id_claims.get("email") or ""
+    if not state.enabled or (state.is_partial and not state.uses_scalekit(email)):
+        events.record(
+            "login",
+            False,
+            f"rollout_excluded: {email or id_claims['sub']} is not in the Scalekit rollout",
+            request=request,
+            claims=id_claims,
+        )
+        return legacy_login(attempt["next"], email)
     claims = {
         **id_claims,
         **{
@@ -219,6 +232,7 @@ def callback(request: HttpRequest) -> HttpResponse:
             answer["access_token"], access_claims, answer.get("refresh_token"), answer["id_token"]
         ),
     )
+    session.remember(request, user)
     events.record("login", True, "hosted login", request=request, user=user, claims=claims)
     return HttpResponseRedirect(attempt["next"])
 
@@ -237,6 +251,7 @@ def _oauth_error(exc: ScalekitException) -> str:
 def logout(request: HttpRequest) -> HttpResponse:
     data = session.get(request) or {}
     user = request.user if request.user.is_authenticated else None
+    session.forget(request)
     auth_logout(request)
     events.record(
         "logout", True, "user logout", request=request, user=user, claims=data.get("claims")

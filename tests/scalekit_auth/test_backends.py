@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
+from scalekit_auth import backends
 from scalekit_auth.backends import LinkRefused, resolve_user
 from scalekit_auth.models import ScalekitIdentity
 
@@ -123,3 +124,25 @@ def test_group_permissions_apply_through_the_backend(client, sdk, auth_emulator,
     user = User.objects.get(email="ada@acme.example")
     assert user.has_perm("scalekit_auth.view_authevent")
     assert not user.has_perm("scalekit_auth.change_authevent")
+
+
+def test_two_first_logins_at_once_share_one_link(settings, monkeypatch):
+    """Another request linked this Scalekit user after our lookup and before our insert (as
+    parallel first API calls of a single-page app do): we use its link and leave no extra user
+    behind."""
+    winner = User.objects.create_user("winner")
+    ScalekitIdentity.objects.create(user=winner, scalekit_user_id="usr_100")
+    real = backends._identity
+    lookups = []
+
+    def lookup_before_the_other_request_committed(sub):
+        lookups.append(sub)
+        return None if len(lookups) == 1 else real(sub)
+
+    monkeypatch.setattr(backends, "_identity", lookup_before_the_other_request_committed)
+
+    user = resolve_user(claims())
+
+    assert user == winner and len(lookups) == 2
+    assert list(User.objects.values_list("username", flat=True)) == ["winner"]
+    assert ScalekitIdentity.objects.get().user == winner

@@ -402,3 +402,35 @@ def test_logged_out_session_loses_access(sdk, auth_emulator):
     assert admin.get("/pages/admin/").status_code == 200
     admin.post("/auth/logout/")
     assert admin.get("/pages/admin/")["Location"].startswith("/auth/login/")
+
+
+# -- what a browser session and an ID token cannot do -----------------------------------------
+
+
+def test_a_session_cookie_does_not_pass_a_bearer_only_view(sdk, auth_emulator):
+    """The permission classes read the identity DRF authenticated, not the middleware's: a
+    logged-in browser (no bearer header, no CSRF token) is anonymous on a bearer-only view."""
+    add_user(sdk, "ada@acme.example", roles=["admin"])
+    browser = browser_login(auth_emulator, "ada@acme.example")
+    browser_csrf = Client(enforce_csrf_checks=True)
+    browser_csrf.cookies = browser.cookies
+
+    assert browser.get("/api/bearer-only/").status_code == 401
+    assert browser_csrf.post("/api/bearer-only/").status_code == 401
+    assert api_get("/api/bearer-only/", access_token(browser)).status_code == 200
+    # Where SessionAuthentication is accepted, DRF enforces CSRF on the session's unsafe requests.
+    assert browser_csrf.get("/api/finance/").status_code == 200
+    refused = browser_csrf.post("/api/finance/")
+    assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
+
+
+def test_an_id_token_is_not_a_bearer_token(sdk, auth_emulator):
+    add_user(sdk, "ada@acme.example", roles=["admin"])
+    browser = browser_login(auth_emulator, "ada@acme.example")
+    id_token = browser.session[SESSION_KEY]["id_token"]
+
+    response = api_get("/api/me/", id_token)
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Invalid token (not_an_access_token)."}
+    assert api_get("/api/me/", access_token(browser)).status_code == 200

@@ -5,11 +5,14 @@ from __future__ import annotations
 import threading
 import time
 
+import jwt
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.cache import caches
+from django.test import Client
 
 from scalekit_auth import session as token_session
-from scalekit_auth.models import AuthEvent, RolloutSettings
+from scalekit_auth.models import AuthEvent, RolloutSettings, ScalekitSession
 from scalekit_auth.session import SESSION_KEY
 
 from .conftest import add_user, login
@@ -149,3 +152,49 @@ def test_kill_switch_ends_scalekit_sessions_at_once(logged_in, admin_client):
         logged_in.get("/auth/login/?next=/profile/")["Location"]
         == "/admin/login/?next=%2Fprofile%2F"
     )
+
+
+def test_key_rotation_mid_session_keeps_the_user_logged_in(logged_in, auth_emulator):
+    """The login fetched the JWKS a moment ago; the refreshed token is signed with a key made
+    since. It came from Scalekit's token endpoint, so the JWKS is refetched at once."""
+    before = expire_soon(logged_in)
+    rotation = auth_emulator.control.rotate_keys(grace_seconds=60)
+
+    response = logged_in.get("/whoami/")
+
+    assert response.status_code == 200, response.content
+    after = logged_in.session[SESSION_KEY]
+    assert jwt.get_unverified_header(before["access_token"])["kid"] == rotation["old_kid"]
+    assert jwt.get_unverified_header(after["access_token"])["kid"] == rotation["new_kid"]
+    assert not AuthEvent.objects.filter(success=False).exists()
+
+
+def test_deactivating_a_user_ends_all_its_sessions_at_once(logged_in, auth_emulator):
+    other_browser = Client()
+    login(other_browser, auth_emulator, "ada@acme.example")
+    assert ScalekitSession.objects.count() == 2
+    for browser in (logged_in, other_browser):
+        assert browser.get("/whoami/").status_code == 200
+
+    user = get_user_model().objects.get()
+    user.is_active = False
+    user.save()  # as the admin's change form or the webhook handler does
+
+    for browser in (logged_in, other_browser):
+        response = browser.get("/whoami/", headers={"accept": "application/json"})
+        assert response.status_code == 401
+    assert ScalekitSession.objects.count() == 0
+
+
+def test_a_user_deactivated_behind_our_back_is_logged_out_at_the_next_refresh(
+    logged_in, auth_emulator
+):
+    get_user_model().objects.update(is_active=False)  # no save(), no signal
+    expire_soon(logged_in)
+
+    response = logged_in.get("/whoami/", headers={"accept": "application/json"})
+
+    assert response.status_code == 401
+    assert response.json()["reason"] == "the Django user is inactive or gone"
+    assert auth_emulator.control.counters()["calls"].get("/oauth/token", 0) == 0
+    assert SESSION_KEY not in logged_in.session

@@ -30,6 +30,7 @@ def claims_for(emulator, **overrides):
         "sub": "usr_1",
         "oid": "org_1",
         "sid": "ses_1",
+        "jti": "tkn_1",
         "iat": now - 1,
         "exp": now + 300,
         "roles": ["member"],

@@ -7,9 +7,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
+from django.core.cache import caches
 
+from scalekit_auth import session as token_session
 from scalekit_auth.emulator.testing import hosted_login
-from scalekit_auth.models import AuthEvent, ScalekitIdentity
+from scalekit_auth.models import AuthEvent, RolloutSettings, ScalekitIdentity, ScalekitSession
 from scalekit_auth.session import SESSION_KEY
 
 from .conftest import AFTER_LOGOUT, CALLBACK, add_user, finish, login, start
@@ -69,6 +71,7 @@ def test_session_key_changes_at_login(client, sdk, auth_emulator):
 def test_state_mismatch_is_refused(client, sdk, auth_emulator):
     add_user(sdk, "ada@acme.example")
     start(client)  # this browser's own login is pending; the callback below is not it
+    auth_emulator.control.reset_counters()
 
     callback = client.get("/auth/callback/", {"code": "x", "state": "forged"})
 
@@ -77,7 +80,7 @@ def test_state_mismatch_is_refused(client, sdk, auth_emulator):
     assert AuthEvent.objects.filter(
         kind="login", success=False, reason__startswith="state_mismatch"
     ).exists()
-    assert auth_emulator.control.counters()["calls"].get("/oauth/token", 0) <= 1  # no code exchange
+    assert auth_emulator.control.counters()["calls"].get("/oauth/token", 0) == 0  # no code exchange
 
 
 def test_replayed_callback_and_replayed_code_are_refused(client, sdk, auth_emulator):
@@ -192,3 +195,40 @@ def test_inactive_user_cannot_log_in(client, sdk, auth_emulator):
     ScalekitIdentity.objects.get().user.__class__.objects.update(is_active=False)
     response = login(client, auth_emulator, "ada@acme.example")
     assert response.status_code == 403 and b"user_inactive" in response.content
+
+
+def test_the_rollout_decides_by_the_account_that_signed_in(client, sdk, auth_emulator):
+    """The form's email is in the rollout, but a denied account signs in at the hosted page:
+    it goes to the legacy login, not into the site."""
+    RolloutSettings.objects.create(percentage=100, deny_list="joe@acme.example")
+    add_user(sdk, "ann@acme.example")
+    add_user(sdk, "joe@acme.example")
+    to_scalekit = client.post("/auth/login/", {"email": "ann@acme.example", "next": "/profile/"})
+    assert to_scalekit["Location"].startswith(auth_emulator.url + "/oauth/authorize?")
+
+    response = finish(client, auth_emulator, to_scalekit["Location"], "joe@acme.example")
+
+    assert response["Location"] == "/admin/login/?next=%2Fprofile%2F&username=joe%40acme.example"
+    assert "_auth_user_id" not in client.session and SESSION_KEY not in client.session
+    assert get_user_model().objects.count() == 0
+    event = AuthEvent.objects.get(kind="login", success=False)
+    assert event.reason.startswith("rollout_excluded: joe@acme.example")
+
+
+def test_logout_forgets_the_session_record_and_the_cached_refresh(client, sdk, auth_emulator):
+    add_user(sdk, "ada@acme.example")
+    login(client, auth_emulator, "ada@acme.example")
+    session = client.session
+    data = session[SESSION_KEY]
+    data["expires_at"] = 0
+    session[SESSION_KEY] = data
+    session.save()
+    assert client.get("/whoami/").status_code == 200  # refreshed; the result is cached a minute
+    result_key = token_session._keys(data["refresh_token"])[1]
+    assert caches["default"].get(result_key) is not None
+    assert ScalekitSession.objects.filter(session_key=client.session.session_key).exists()
+
+    client.post("/auth/logout/")
+
+    assert caches["default"].get(result_key) is None
+    assert ScalekitSession.objects.count() == 0

@@ -61,6 +61,22 @@ class BearerOrSession(APIView):
 class FinanceReport(BearerOrSession):
     permission_classes = [HasRole("finance", "admin")]
 
+    def post(self, request: Request) -> Response:
+        return Response({"posted": True})
+
+
+class BearerOnlyAdmin(APIView):
+    """Accepts bearer tokens only: a browser's session cookie must not make a caller here."""
+
+    authentication_classes = [ScalekitBearerAuthentication]
+    permission_classes = [HasRole("admin")]
+
+    def get(self, request: Request) -> Response:
+        return Response({"user_pk": request.user.pk})
+
+    def post(self, request: Request) -> Response:
+        return Response({"posted": True})
+
 
 class InvoiceList(BearerOrSession):
     permission_classes = [HasPermission("invoices:read")]
@@ -122,6 +138,7 @@ urlpatterns = [
     path("auth/", include("scalekit_auth.urls")),
     path("api/me/", Me.as_view()),
     path("api/finance/", FinanceReport.as_view()),
+    path("api/bearer-only/", BearerOnlyAdmin.as_view()),
     path("api/invoices/", InvoiceList.as_view()),
     path("api/invoices/write/", InvoiceWrite.as_view()),
     path("api/identities/", OrganizationIdentities.as_view()),
