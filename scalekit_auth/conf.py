@@ -112,8 +112,9 @@ class AppSettings:
     JWKS_CACHE_SECONDS = Setting(3600, "How long the JWKS stays in the Django cache.")
     JWKS_MIN_REFETCH_SECONDS = Setting(
         5,
-        "At most one JWKS fetch in this many seconds per process, however many unknown kids "
-        "arrive (forged kids cannot flood Scalekit; a real rotation waits at most this long).",
+        "At most one JWKS fetch in this many seconds per process for the unknown kids of "
+        "bearer tokens (forged kids cannot flood Scalekit). Tokens from Scalekit's token "
+        "endpoint refetch at once.",
     )
     CLAIMS_CACHE_SIZE = Setting(10_000, "Verified bearer tokens kept in memory, per process.")
     CACHE_ALIAS = Setting(
