@@ -2,7 +2,7 @@
 
 Holds the registered client, the emulated browser sessions, authorization codes, refresh tokens
 and management tokens, and mints the tokens with the claims Scalekit puts in them
-(wire doc section 3). ``http.py`` maps requests onto these methods.
+(wire doc section 3). ``web.py`` maps requests onto these methods.
 
 Where the real service's behaviour is unknown, the choice made here is the one the OAuth and
 OIDC specifications ask for, and is said so at the method.
@@ -30,6 +30,9 @@ from .signing import KeySet
 CLIENT_KIND = "client"
 # Expired codes and management tokens are dropped once there are more than this many.
 PURGE_ABOVE = 10_000
+# How long a revoked refresh-token family is remembered: longer than any token response takes
+# to build, so a rotation in flight when its family was revoked cannot add a token to it.
+REVOKED_FAMILY_MEMORY = 300
 # The environment's password/passwordless connection: the first ``amr`` entry of an ID token.
 DEFAULT_CONNECTION_ID = "conn_000000000000000001"
 
@@ -124,6 +127,8 @@ class Code:
     session: Session
     expires_at: float
     used: bool = False
+    # The refresh-token family of the exchange, so that a replay can revoke what it issued.
+    family: str = ""
 
 
 @dataclass
@@ -175,6 +180,8 @@ class AuthServer:
         self._sessions: dict[str, Session] = {}
         self._codes: dict[str, Code] = {}
         self._refresh: dict[str, RefreshToken] = {}
+        # family -> when it was revoked; see REVOKED_FAMILY_MEMORY.
+        self._revoked_families: dict[str, float] = {}
         self._management: dict[str, float] = {}
 
     # -- client registration ---------------------------------------------------------------
@@ -231,6 +238,7 @@ class AuthServer:
             self._sessions.clear()
             self._codes.clear()
             self._refresh.clear()
+            self._revoked_families.clear()
             self._management.clear()
             self.lifetimes = Lifetimes()
 
@@ -387,10 +395,13 @@ class AuthServer:
             if code is None:
                 raise OAuthError("invalid_grant", "authorization code is invalid")
             if code.used:
-                # A replayed code also revokes what the first exchange issued (RFC 6749 10.5).
+                # A replayed code also revokes what the first exchange issued (RFC 6749 10.5),
+                # including a refresh token that exchange has not stored yet (its family).
                 self._revoke_session_tokens(code.session.sid)
+                self._revoke_family(code.family)
                 raise OAuthError("invalid_grant", "authorization code was already used")
             code.used = True
+            code.family = secrets.token_hex(8)
         if code.expires_at < time.time():
             raise OAuthError("invalid_grant", "authorization code expired")
         if form.get("redirect_uri", "") != code.request.redirect_uri:
@@ -400,10 +411,9 @@ class AuthServer:
         self._check_pkce(code.request, form.get("code_verifier"))
         if not code.session.active:
             raise OAuthError("invalid_grant", "the session of this code has ended")
-        response = self._token_response(
-            code.session, code.request.scope, code.request.nonce, code_value
+        return self._token_response(
+            code.session, code.request.scope, code.request.nonce, code_value, family=code.family
         )
-        return response
 
     @staticmethod
     def _check_pkce(request: AuthorizeRequest, verifier: str | None) -> None:
@@ -436,6 +446,15 @@ class AuthServer:
         return self._token_response(token.session, token.scope, "", None, family=token.family)
 
     def _revoke_family(self, family: str) -> None:
+        """Delete the family's refresh tokens and remember it as revoked (under the lock)."""
+        now = time.time()
+        if len(self._revoked_families) > PURGE_ABOVE:
+            self._revoked_families = {
+                f: at
+                for f, at in self._revoked_families.items()
+                if now - at < REVOKED_FAMILY_MEMORY
+            }
+        self._revoked_families[family] = now
         for value in [v for v, t in self._refresh.items() if t.family == family]:
             del self._refresh[value]
 
@@ -444,8 +463,11 @@ class AuthServer:
             del self._refresh[value]
 
     def _token_response(
-        self, session: Session, scope: str, nonce: str, code: str | None, family: str | None = None
+        self, session: Session, scope: str, nonce: str, code: str | None, family: str
     ) -> dict[str, Any]:
+        """Mint the tokens (outside the lock), then store the refresh token under the lock,
+        unless its family was revoked or its session ended meanwhile (a concurrent reuse of the
+        token or code being exchanged): then nothing is returned and the grant is refused."""
         user = self.directory.get_user(session.user_id)
         if user is None:
             raise OAuthError("invalid_grant", "the user of this grant no longer exists")
@@ -458,16 +480,24 @@ class AuthServer:
             "expires_in": self.lifetimes.access_token,
             "scope": scope,
         }
-        if "offline_access" in scope.split():
-            refresh = secrets.token_urlsafe(48)
-            with self._lock:
+        offline = "offline_access" in scope.split()
+        refresh = secrets.token_urlsafe(48)
+        with self._lock:
+            if family in self._revoked_families:
+                raise OAuthError(
+                    "invalid_grant", "this grant was revoked while it was being exchanged"
+                )
+            if not session.active:
+                raise OAuthError("invalid_grant", "the session of this grant has ended")
+            if offline:
                 self._refresh[refresh] = RefreshToken(
                     client_id=self.client.client_id,
                     session=session,
                     scope=scope,
                     expires_at=time.time() + self.lifetimes.refresh_token,
-                    family=family or secrets.token_hex(8),
+                    family=family,
                 )
+        if offline:
             response["refresh_token"] = refresh
         return response
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -234,3 +235,36 @@ def test_idp_initiated_login_token_is_readable_by_the_sdk(sdk, registered, org_a
         "/reports/",
     )
     assert found["connection_id"].startswith("conn_")
+
+
+def test_concurrent_reuse_of_a_refresh_token_leaves_no_working_token(sdk, registered, org_and_user):
+    """Two clients refresh with one token at once, 10 times over. Whoever is refused as a reuse,
+    the family is revoked: no refresh token handed out in the race may still work."""
+    clients = [ScalekitClient(registered.url, registered.client_id, registered.client_secret)]
+    clients.append(ScalekitClient(registered.url, registered.client_id, registered.client_secret))
+    reuse_seen = 0
+    for _ in range(10):
+        token = exchange(sdk, login(sdk, registered)["code"][0])["refresh_token"]
+        barrier = threading.Barrier(2)
+        outcomes: list[tuple[str, str]] = []
+
+        def use(client, token=token, barrier=barrier, outcomes=outcomes):
+            barrier.wait()
+            try:
+                outcomes.append(("ok", client.refresh_access_token(token)["refresh_token"]))
+            except ScalekitBadRequestException as exc:
+                outcomes.append(("refused", str(exc)))
+
+        threads = [threading.Thread(target=use, args=(client,)) for client in clients]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert len(outcomes) == 2 and sum(kind == "ok" for kind, _ in outcomes) <= 1
+        if any("already used" in detail for kind, detail in outcomes if kind == "refused"):
+            reuse_seen += 1
+            for kind, issued in outcomes:
+                if kind == "ok":
+                    with pytest.raises(ScalekitBadRequestException, match="invalid"):
+                        sdk.refresh_access_token(issued)
+    assert reuse_seen == 10
