@@ -1,3 +1,5 @@
+"""The admin of ``scalekit_auth``: identities, the rollout switch, and two read-only logs."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -52,10 +54,17 @@ class RolloutSettingsAdmin(admin.ModelAdmin):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    """A log: viewable, never added, changed or deleted from the admin (not even by a superuser,
+    so that no one can erase the trace of what they did). Old auth events go by retention
+    (``scalekit_auth_purge_events``)."""
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 

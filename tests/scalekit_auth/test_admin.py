@@ -1,0 +1,124 @@
+"""The admin of scalekit_auth: the event logs can be read but never edited or deleted, and the
+rollout row is one row whose every change is attributed."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.urls import reverse
+
+from scalekit_auth.models import RolloutSettings
+
+from .factories import (
+    AuthEventFactory,
+    RolloutSettingsFactory,
+    ScalekitIdentityFactory,
+    SuperUserFactory,
+    WebhookEventFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+LEGACY_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+@pytest.fixture
+def admin_client(client):
+    """A superuser logged in with the legacy backend (the admin's own login)."""
+    client.force_login(SuperUserFactory(), backend=LEGACY_BACKEND)
+    return client
+
+
+def url(name: str, *args) -> str:
+    return reverse(f"admin:scalekit_auth_{name}", args=args)
+
+
+# -- the event logs ---------------------------------------------------------------------------
+
+
+def test_auth_events_are_listed_with_their_reason(admin_client):
+    AuthEventFactory(kind="bearer", success=False, reason="token refused: expired")
+    AuthEventFactory(kind="login", reason="hosted login")
+    response = admin_client.get(url("authevent_changelist"))
+    assert response.status_code == 200
+    assert b"token refused: expired" in response.content and b"hosted login" in response.content
+    assert "delete_selected" not in response.context["cl"].model_admin.get_actions(
+        response.wsgi_request
+    )
+    assert url("authevent_add").encode() not in response.content
+
+
+@pytest.mark.parametrize(
+    ("factory", "name"),
+    [(AuthEventFactory, "authevent"), (WebhookEventFactory, "webhookevent")],
+)
+def test_even_a_superuser_cannot_delete_a_logged_event(admin_client, factory, name):
+    row = factory()
+    assert admin_client.get(url(f"{name}_delete", row.pk)).status_code == 403
+    assert admin_client.post(url(f"{name}_delete", row.pk), {"post": "yes"}).status_code == 403
+    response = admin_client.post(
+        url(f"{name}_changelist"),
+        {"action": "delete_selected", "_selected_action": [row.pk], "post": "yes"},
+    )
+    assert response.status_code in (200, 302)
+    assert type(row).objects.filter(pk=row.pk).exists()
+
+
+@pytest.mark.parametrize(
+    ("factory", "name"),
+    [(AuthEventFactory, "authevent"), (WebhookEventFactory, "webhookevent")],
+)
+def test_logged_events_are_read_only(admin_client, factory, name):
+    row = factory()
+    assert admin_client.get(url(f"{name}_add")).status_code == 403
+    page = admin_client.get(url(f"{name}_change", row.pk))
+    assert page.status_code == 200 and not page.context["has_change_permission"]
+    assert b'name="_save"' not in page.content
+    before = {f.name: getattr(row, f.name) for f in type(row)._meta.fields}
+    assert admin_client.post(url(f"{name}_change", row.pk), {"reason": "x"}).status_code == 403
+    row.refresh_from_db()
+    assert {f.name: getattr(row, f.name) for f in type(row)._meta.fields} == before
+
+
+def test_events_are_filtered_by_kind_and_outcome(admin_client):
+    AuthEventFactory(kind="bearer", success=False, reason="token refused: malformed")
+    AuthEventFactory(kind="login", success=True)
+    response = admin_client.get(
+        url("authevent_changelist"), {"kind": "bearer", "success__exact": "0"}
+    )
+    assert [e.kind for e in response.context["cl"].result_list] == ["bearer"]
+
+
+# -- identities and the rollout row -----------------------------------------------------------
+
+
+def test_identities_are_found_by_scalekit_user_id(admin_client):
+    wanted = ScalekitIdentityFactory(scalekit_user_id="usr_wanted")
+    ScalekitIdentityFactory()
+    response = admin_client.get(url("scalekitidentity_changelist"), {"q": "usr_wanted"})
+    assert list(response.context["cl"].result_list) == [wanted]
+
+
+def test_rollout_row_change_is_attributed_and_logged(admin_client):
+    row = RolloutSettingsFactory(percentage=100)
+    response = admin_client.post(
+        url("rolloutsettings_change", row.pk),
+        {"enabled": "", "percentage": "10", "allow_list": "", "deny_list": "@legacy.example"},
+    )
+    assert response.status_code == 302, response.context and response.context["errors"]
+    row.refresh_from_db()
+    assert (row.enabled, row.percentage, row.deny_list) == (False, 10, "@legacy.example")
+    admin = response.wsgi_request.user
+    assert row.updated_by == admin.get_username()
+    entry = LogEntry.objects.get(object_id=str(row.pk))
+    assert (entry.user, entry.action_flag) == (admin, CHANGE)
+
+
+def test_there_is_one_rollout_row_and_it_cannot_be_deleted(admin_client):
+    assert admin_client.get(url("rolloutsettings_add")).status_code == 200
+    row = RolloutSettingsFactory()
+    assert admin_client.get(url("rolloutsettings_add")).status_code == 403
+    assert (
+        admin_client.post(url("rolloutsettings_delete", row.pk), {"post": "yes"}).status_code == 403
+    )
+    assert RolloutSettings.objects.count() == 1
