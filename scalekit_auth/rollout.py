@@ -4,10 +4,16 @@ The decision for one email is stable: a SHA-256 of the lower-cased email, mapped
 compared with the percentage, so raising the percentage only ever adds users. The deny list
 wins over the allow list, which wins over the percentage.
 
-The ``RolloutSettings`` row is kept in the Django cache (``CACHE_ALIAS``, Redis in
-production), rewritten whenever the row is saved, and each process keeps its copy for at most
-``ROLLOUT_CACHE_SECONDS``: a change reaches the process that made it at once and every other
-process within that time, and requests never query the database for it.
+How fresh the switch is: each process keeps the ``Rollout`` built from the ``RolloutSettings``
+row (or from ``ROLLOUT_PERCENTAGE`` while there is no row) in memory for at most
+``ROLLOUT_CACHE_SECONDS``; the first call after that reads the row again with one small
+database query. So a process reads the row about once per ``ROLLOUT_CACHE_SECONDS`` (threads
+that find the copy expired at the same moment may each read it), and the requests in between
+make no query for it. The Django cache is not used. Saving or deleting the row
+through the ORM (the admin does) drops the copy of the process that did it (``forget``, on
+``post_save``/``post_delete``), so the change applies there at the next request; every other
+process sees it within ``ROLLOUT_CACHE_SECONDS``. Changes that send no signal (``update()``,
+SQL) and a read that was already in flight during the save also take up to that long.
 """
 
 from __future__ import annotations

@@ -1,12 +1,18 @@
+"""The test helper shipped for projects: a Scalekit login without Scalekit."""
+
+from __future__ import annotations
+
 import pytest
 
 from scalekit_auth.testing import scalekit_login
 
+from .factories import UserFactory
+
 pytestmark = pytest.mark.django_db
 
 
-def test_scalekit_login_sets_user_and_claims(client, django_user_model):
-    user = django_user_model.objects.create_user("ada")
+def test_scalekit_login_sets_user_and_claims(client):
+    user = UserFactory(username="ada")
     scalekit_login(client, user, roles=["finance"], organization_id="org_9")
     answer = client.get("/whoami/").json()
     assert answer == {
