@@ -99,19 +99,23 @@ class SignOffInline(ReadOnlyInline):
         "environment",
         "release",
         "evidence_url",
+        "evidence_text",
         "notes",
         "expires_at",
+        "covers",
         "state",
     )
     readonly_fields = fields
 
     @admin.display(description="state")
     def state(self, obj: SignOff) -> str:
-        from .status import signoff_problem
+        from .status import signoff_problem, signoff_staleness
 
         problem = signoff_problem(obj)
         if problem == "revoked":
             return f"revoked by {obj.revocation.revoked_by_name}: {obj.revocation.reason}"
+        if problem == "stale":
+            return f"stale: {signoff_staleness(obj)}"
         return problem or "active"
 
 
@@ -324,10 +328,9 @@ class ChecklistItemAdmin(admin.ModelAdmin):
             return "-"
         return badge(obj.last_outcome, OUTCOME_COLOURS.get(obj.last_outcome, "#000"))
 
-    @admin.display(description="last checked")
+    @admin.display(description="last checked", ordering="last_checked_at")
     def last_checked(self, obj: ChecklistItem) -> Any:
-        result = obj.results.order_by("-run__started_at").select_related("run").first()
-        return result.run.started_at if result else "never"
+        return obj.last_checked_at or "never"
 
     @admin.display(description="latest results")
     def recent_results(self, obj: ChecklistItem) -> str:
@@ -617,6 +620,9 @@ class CheckRunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # runs and their results are the append-only history of the checks
 
     @admin.display(description="results")
     def summary(self, obj: CheckRun) -> str:

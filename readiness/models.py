@@ -62,6 +62,13 @@ class Section(models.Model):
     )
     not_applicable = models.BooleanField(default=False)
     na_reason = models.TextField("reason not applicable", blank=True)
+    na_snapshot = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Per automated blocker, what was failing and a digest of each of its settings "
+        "when the section was marked not applicable; a new failure or a changed setting makes "
+        "the item count again.",
+    )
     retired = models.BooleanField(
         default=False, help_text="No longer in the catalogue; kept for its history."
     )
@@ -174,7 +181,7 @@ class CheckRun(models.Model):
 
 
 class CheckResult(AppendOnlyModel):
-    run = models.ForeignKey(CheckRun, on_delete=models.CASCADE, related_name="results")
+    run = models.ForeignKey(CheckRun, on_delete=models.PROTECT, related_name="results")
     item = models.ForeignKey(
         ChecklistItem, null=True, blank=True, on_delete=models.PROTECT, related_name="results"
     )
@@ -246,12 +253,27 @@ class SignOff(AppendOnlyModel):
     environment = models.CharField(max_length=100, blank=True)
     release = models.CharField("release or commit", max_length=100, blank=True)
     evidence_url = models.URLField("evidence link", max_length=500, blank=True)
+    evidence_text = models.TextField(
+        "evidence", blank=True, help_text="The item's evidence text when it was signed."
+    )
     notes = models.TextField(blank=True)
     expires_at = models.DateTimeField(
         null=True, blank=True, help_text="When this must be attested again."
     )
     fingerprint = models.CharField(
         max_length=16, blank=True, help_text="Hash of the item's settings when it was signed."
+    )
+    digests = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="A digest of each setting the item depended on when it was signed; the "
+        "sign-off goes stale when one of them changes.",
+    )
+    covers = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="What the sign-off vouches for: the failing checks of a hybrid item when it "
+        "was signed (a new failure makes it stale), the silenced checks for the waiver item.",
     )
 
     class Meta:

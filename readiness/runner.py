@@ -17,20 +17,22 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from .catalogue import SILENCED_CHECKS_WAIVER, WAIVER_HINT
 from .fingerprints import fingerprint
-from .models import ChecklistItem, CheckResult, CheckRun, ItemStatus
+from .models import ChecklistItem, CheckResult, CheckRun, ItemStatus, SignOff
 from .registry import (
     BAD_OUTCOMES,
     ERROR,
     OUTCOMES,
     SKIP,
     WAIVED,
+    WARN,
     Probe,
     ProbeContext,
     ProbeResult,
     all_probes,
 )
-from .status import refresh_item
+from .status import active_signoff, refresh_item
 
 logger = logging.getLogger(__name__)
 
@@ -133,11 +135,59 @@ def execute(probe: Probe, ctx: ProbeContext) -> Outcome:
             f"Silenced in SILENCED_SYSTEM_CHECKS: {result.message}",
             observed=result.observed,
             expected=result.expected,
-            hint="A waiver counts once it is signed off (H05).",
+            hint=WAIVER_HINT,
             evidence=result.evidence,
         )
     duration = round((time.perf_counter() - started) * 1000, 2)
     return Outcome(probe, result, duration, fingerprint(probe.reads))
+
+
+def silenced_ids(result: ProbeResult, probe: Probe) -> set[str]:
+    """The SILENCED_SYSTEM_CHECKS entries that made ``result`` a waiver."""
+    waived = result.evidence.get("waived") if isinstance(result.evidence, dict) else None
+    if waived:
+        return {str(line).split(":", 1)[0] for line in waived}
+    return {probe.id}
+
+
+def waiver_signoff() -> SignOff | None:
+    """The active sign-off of the waiver item, if any."""
+    item = (
+        ChecklistItem.objects.select_related("section")
+        .filter(key=SILENCED_CHECKS_WAIVER, retired=False)
+        .first()
+    )
+    return active_signoff(item) if item is not None else None
+
+
+def accept_signed_waivers(outcomes: list[Outcome]) -> None:
+    """Turn waivers justified by an active sign-off of the waiver item into warnings.
+
+    A silenced check counts against its item until that sign-off covers it; from then on it
+    shows as a warning that names the sign-off. The waiver item watches SILENCED_SYSTEM_CHECKS,
+    so silencing one more check makes the sign-off stale and every waiver counts again.
+    """
+    waived = [o for o in outcomes if o.status == WAIVED]
+    if not waived:
+        return
+    signoff = waiver_signoff()
+    if signoff is None:
+        return
+    covered = set(signoff.covers)
+    for outcome in waived:
+        ids = silenced_ids(outcome.result, outcome.probe)
+        if not ids <= covered:
+            continue
+        result = outcome.result
+        outcome.result = ProbeResult(
+            WARN,
+            f"Waiver signed off in {SILENCED_CHECKS_WAIVER} by {signoff.signer_name} on "
+            f"{signoff.signed_at:%Y-%m-%d} (sign-off #{signoff.pk}): {result.message}",
+            observed=result.observed,
+            expected=result.expected,
+            hint=result.hint,
+            evidence={**result.evidence, "waiver_signoff": signoff.pk},
+        )
 
 
 def select_probes(
@@ -189,6 +239,7 @@ def run_checks(
     ctx = ProbeContext(network=network)
     started = timezone.now()
     report = RunReport([execute(p, ctx) for p in probes])
+    accept_signed_waivers(report.outcomes)
     previous = previous_statuses(p.id for p in probes)
     items = {
         i.key: i
@@ -228,6 +279,7 @@ def run_checks(
                     for o in report.outcomes
                 ]
             )
+            ChecklistItem.objects.filter(key__in=set(items)).update(last_checked_at=started)
             # Every item, not only those probed: sign-offs expire and go stale with the settings.
             for item in ChecklistItem.objects.select_related("section").filter(retired=False):
                 refresh_item(item, context=f"check run #{report.run.pk}")

@@ -17,9 +17,13 @@ from django.db import transaction
 from .models import ChecklistItem, ItemEvent, Section, SignOff, SignOffRevocation
 from .status import (
     blocking_sections,
+    current_digests,
     current_fingerprint,
+    is_automated_blocker,
     latest_signoff,
     refresh_item,
+    section_snapshot,
+    signoff_covers,
     signoff_problem,
 )
 
@@ -116,10 +120,13 @@ def sign_off(
         signer_role=signer_role or item.signer_role,
         environment=environment,
         release=release,
-        evidence_url=evidence_url,
+        evidence_url=evidence_url or item.evidence_url,
+        evidence_text=item.evidence_text,
         notes=notes,
         expires_at=expires_at,
         fingerprint=current_fingerprint(item),
+        digests=current_digests(item),
+        covers=signoff_covers(item),
     )
     _event(
         item,
@@ -130,6 +137,7 @@ def sign_off(
         signoff=signoff.pk,
         environment=environment,
         release=release,
+        covers=signoff.covers,
     )
     refresh_item(item, actor=user, reason=f"signed off by {signoff.signer_name}")
     _log(user, item, f"Signed off {item.key} (sign-off #{signoff.pk}).")
@@ -177,6 +185,14 @@ def set_item_applicable(
         raise SignOffError(
             f"{item.key} is already {'applicable' if applicable else 'not applicable'}."
         )
+    if not applicable and is_automated_blocker(item):
+        waiver = " or sign off a waiver" if item.kind == ChecklistItem.Kind.HYBRID else ""
+        raise SignOffError(
+            f"{item.key} is a blocker proven by automated checks; it cannot be marked not "
+            f"applicable. Fix what its checks report{waiver}, or mark its whole section not "
+            "applicable if the feature is not used (that holds only while its checks and "
+            "settings stay as they are)."
+        )
     item.not_applicable = not applicable
     item.na_reason = "" if applicable else reason.strip()
     item.save(update_fields=["not_applicable", "na_reason", "updated_at"])
@@ -197,7 +213,8 @@ def set_section_applicable(
         raise SignOffError(f"Say why section '{section.title}' does not apply to this project.")
     section.not_applicable = not applicable
     section.na_reason = "" if applicable else reason.strip()
-    section.save(update_fields=["not_applicable", "na_reason"])
+    section.na_snapshot = {} if applicable else section_snapshot(section)
+    section.save(update_fields=["not_applicable", "na_reason", "na_snapshot"])
     message = (
         "Section applies again"
         if applicable

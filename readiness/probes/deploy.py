@@ -3,7 +3,7 @@
 Django's security checks already know these rules; re-implementing them would drift. Each probe
 picks the ids of one checklist item from ``run_checks(include_deployment_checks=True)``, which runs
 once per readiness run. A check listed in ``SILENCED_SYSTEM_CHECKS`` is reported as *waived*: it
-counts against the item until a person signs the waiver off.
+counts against the item until an active sign-off of H05 covers it (see ``runner``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core import checks
 from django.core.checks import run_checks
 
+from ..catalogue import WAIVER_HINT
 from ..registry import (
     DEPLOY,
     FAIL,
@@ -50,7 +51,7 @@ def _summarise(
         return ProbeResult(
             WAIVED,
             "Silenced in SILENCED_SYSTEM_CHECKS: " + " ".join(waived),
-            hint="A waiver counts once it is signed off (H05).",
+            hint=WAIVER_HINT,
             evidence=evidence,
         )
     if warning:

@@ -256,3 +256,21 @@ def test_status_json_for_staff_only(admin_client_for, viewer, user):
     }
     assert payload["last_run"]["counts"]["pass"] == 1 and "A01" in payload["open_blockers"]
     assert admin_client_for(user).get(url).status_code == 302  # not staff: to the admin login
+
+
+class TestHistoryCannotBeDeleted:
+    def test_runs_cannot_be_deleted(self, admin_client_for, superuser):
+        from django.db.models import ProtectedError
+
+        run = run_checks(select_probes(items=["B07"])).run
+        client = admin_client_for(superuser)
+        url = reverse("admin:readiness_checkrun_delete", args=[run.pk])
+        assert client.post(url, {"post": "yes"}).status_code == 403
+        changelist = reverse("admin:readiness_checkrun_changelist")
+        response = client.post(
+            changelist, {"action": "delete_selected", "_selected_action": [run.pk], "post": "yes"}
+        )
+        assert response.status_code in (200, 302)
+        with pytest.raises(ProtectedError):
+            run.delete()
+        assert CheckRun.objects.filter(pk=run.pk).exists() and run.results.count() == 1

@@ -83,14 +83,84 @@ def test_select_probes_filters():
     assert all(p.kind == "D" for p in select_probes(kinds=["D"]))
 
 
-def test_not_applicable_item_is_not_a_failing_blocker(signer):
+def test_automated_blocker_cannot_be_marked_not_applicable(signer):
+    from readiness import signoffs
+
+    b06 = ChecklistItem.objects.get(key="B06")
+    with pytest.raises(signoffs.SignOffError, match="B06 is a blocker proven by automated checks"):
+        signoffs.set_item_applicable(b06, signer, False, "sessions are capped by the SSO proxy")
+    b06.refresh_from_db()
+    assert not b06.not_applicable
+
+
+def test_automated_blocker_marked_not_applicable_before_the_rule_counts_again():
+    """A flag set before automated blockers were refused is no waiver."""
+    ChecklistItem.objects.filter(key="B06").update(not_applicable=True, na_reason="legacy")
+    with override_settings(SESSION_COOKIE_AGE=1209600):
+        report = run_checks(select_probes(items=["B06"]))
+    assert report.outcomes[0].item_status == ItemStatus.FAILING
+    assert [o.probe.id for o in report.failing_blockers] == ["readiness.E011"]
+
+
+def test_advisory_item_not_applicable_is_no_failing_blocker(signer):
     from readiness import signoffs
 
     signoffs.set_item_applicable(
-        ChecklistItem.objects.get(key="B06"), signer, False, "sessions are capped by the SSO proxy"
+        ChecklistItem.objects.get(key="B05"), signer, False, "the cookie name is fixed by the CDN"
     )
-    with override_settings(SESSION_COOKIE_AGE=1209600):
-        report = run_checks(select_probes(items=["B06"]))
-    assert report.outcomes[0].status == "fail"
+    with override_settings(SESSION_COOKIE_NAME="sessionid"):
+        report = run_checks(select_probes(items=["B05"]))
+    assert report.outcomes[0].status == "warn"
     assert report.outcomes[0].item_status == ItemStatus.NOT_APPLICABLE
-    assert not report.failing_blockers
+
+
+def test_run_writes_last_checked_at_of_the_probed_items():
+    assert ChecklistItem.objects.get(key="B06").last_checked_at is None
+    report = run_checks(select_probes(items=["B06"]))
+    assert ChecklistItem.objects.get(key="B06").last_checked_at == report.run.started_at
+    assert ChecklistItem.objects.get(key="B07").last_checked_at is None
+
+
+class TestSilencedChecks:
+    """A silenced check counts against its item until an active H05 sign-off covers it."""
+
+    def test_waiver_accepted_once_h05_signs_it_off(self, signer):
+        from readiness import signoffs
+
+        silenced = {"SECURE_SSL_REDIRECT": False, "SILENCED_SYSTEM_CHECKS": ["security.W008"]}
+        with production(**silenced):
+            report = run_checks(select_probes(items=["A04"]), network=False)
+            [e034] = [o for o in report.outcomes if o.probe.id == "readiness.E034"]
+            assert e034.status == "waived" and "sign off H05" in e034.result.hint
+            assert e034.is_failing_blocker
+            h05 = ChecklistItem.objects.select_related("section").get(key="H05")
+            signoff = signoffs.sign_off(h05, signer, notes="TLS redirect at the load balancer")
+            assert signoff.covers == ["security.W008"]
+            report = run_checks(select_probes(items=["A04"]), network=False)
+            [e034] = [o for o in report.outcomes if o.probe.id == "readiness.E034"]
+            assert e034.status == "warn"
+            assert e034.result.message.startswith(
+                f"Waiver signed off in H05 by Grace Hopper on {signoff.signed_at:%Y-%m-%d} "
+                f"(sign-off #{signoff.pk}): Silenced in SILENCED_SYSTEM_CHECKS: security.W008"
+            )
+            assert not report.failing_blockers
+            assert ChecklistItem.objects.get(key="A04").status == ItemStatus.PASSING
+        # One more silenced check: H05's sign-off is stale and both waivers count again.
+        more = {**silenced, "SILENCED_SYSTEM_CHECKS": ["security.W008", "security.W004"]}
+        with production(**more, SECURE_HSTS_SECONDS=0):
+            report = run_checks(select_probes(items=["A04", "A06"]), network=False)
+            waived = {o.probe.id for o in report.outcomes if o.status == "waived"}
+            assert waived == {"readiness.E034", "readiness.E035"}
+            assert ChecklistItem.objects.get(key="H05").status == ItemStatus.TODO
+
+    def test_silenced_readiness_probe(self, signer):
+        from readiness import signoffs
+
+        overrides = {"SESSION_COOKIE_AGE": 1209600, "SILENCED_SYSTEM_CHECKS": ["readiness.E011"]}
+        with production(**overrides):
+            assert run_checks(select_probes(items=["B06"])).failing_blockers
+            h05 = ChecklistItem.objects.select_related("section").get(key="H05")
+            signoffs.sign_off(h05, signer, notes="sessions capped by the SSO proxy")
+            report = run_checks(select_probes(items=["B06"]))
+        assert report.outcomes[0].status == "warn" and not report.failing_blockers
+        assert ChecklistItem.objects.get(key="B06").status == ItemStatus.PASSING

@@ -146,7 +146,9 @@ class TestRevocationAndLapses:
         settings.SCALEKIT_AUTH = {**settings.SCALEKIT_AUTH, "CLIENT_SECRET": "rotated-secret"}
         assert refresh_item(h01)
         assert h01.status == ItemStatus.TODO
-        assert h01.events.filter(action="status", message="sign-off stale").exists()
+        assert h01.events.filter(
+            action="status", message="sign-off stale: SCALEKIT_AUTH.CLIENT_SECRET changed"
+        ).exists()
         assert "rotated-secret" not in str(list(h01.events.values()))
 
     def test_unrelated_settings_do_not_stale(self, item, signer, settings):
@@ -217,7 +219,27 @@ class TestAppendOnly:
             event.delete()
 
 
-@override_settings(SCALEKIT_AUTH={"CLIENT_SECRET": "abc"})
-def test_fingerprint_does_not_contain_the_secret(item, signer):
+def test_signoff_copies_the_evidence_it_relies_on(item, signer):
+    h04 = item("H04")
+    h04.evidence_text = "SOP in the wiki, access review INFRA-42"
+    h04.evidence_url = "https://wiki.example.com/sop"
+    h04.save()
+    signoff = signoffs.sign_off(h04, signer)
+    h04.evidence_text = "changed later"
+    h04.evidence_url = ""
+    h04.save()
+    signoff = SignOff.objects.get(pk=signoff.pk)
+    assert signoff.evidence_text == "SOP in the wiki, access review INFRA-42"
+    assert signoff.evidence_url == "https://wiki.example.com/sop"
+
+
+@override_settings(SCALEKIT_AUTH={"CLIENT_SECRET": "sks_abc"})
+def test_signoff_digests_hide_the_secret(item, signer):
+    """The stored digest of the secret is keyed: it matches only with SECRET_KEY at hand."""
     signoff = sign(item("H01"), signer)
-    assert len(signoff.fingerprint) == 16 and "abc" not in signoff.fingerprint
+    digest = signoff.digests["SCALEKIT_AUTH.CLIENT_SECRET"]
+    assert digest.startswith("h:") and "sks_abc" not in str(signoff.digests)
+    with override_settings(SECRET_KEY="another-" + "k" * 60, SECRET_KEY_FALLBACKS=[]):
+        h01 = item("H01")
+        refresh_item(h01)
+        assert h01.status == ItemStatus.TODO
