@@ -244,7 +244,8 @@ class Directory:
         self._members: dict[str, list[str]] = {}
         self._membership_count = 0
         # role name -> {(user id, organization id)}: who holds a role, for the delete rule and
-        # for reassigning, without scanning users. Kept for unknown role names too.
+        # for reassigning, without scanning users. Kept for unknown role names too (state
+        # persisted before memberships were refused unknown roles).
         self._role_holders: dict[str, set[tuple[str, str]]] = {}
         self._roles: dict[str, roles_pb2.Role] = {}
         self._role_by_id: dict[str, str] = {}
@@ -690,7 +691,8 @@ class Directory:
         email unverified, and an invitation email is recorded; without it the membership is
         ACTIVE and the email verified [docs]. A membership naming no role gets the default
         creator role (``admin``) when it is the organization's first member, else the default
-        member role (``member``) [docs]. Unknown role names are stored as given. [unknown] an
+        member role (``member``) [docs]. The roles must already exist (wire doc 4.2): an
+        unknown role name or id is NOT_FOUND and nothing is created. [unknown] an
         unknown organization is NOT_FOUND; a duplicate email or external id answers with
         ``duplicate_status``. The email is stored as given and matched case-insensitively.
         """
@@ -772,6 +774,8 @@ class Directory:
     def _membership_role_names(
         self, requested: Iterable[commons_pb2.Role], org_id: str
     ) -> list[str]:
+        """The role names a membership asks for (by name or id), each once, or the default
+        role; NOT_FOUND for a role that does not exist (before anything is changed)."""
         names: list[str] = []
         for role_ref in requested:
             name = role_ref.name
@@ -779,6 +783,8 @@ class Directory:
                 name = self._role_by_id.get(role_ref.id, "")
                 if not name:
                     raise not_found(f'role with id "{role_ref.id}" not found')
+            if name and name not in self._roles:
+                raise not_found(f'role "{name}" not found')
             if name and name not in names:
                 names.append(name)
         if names:

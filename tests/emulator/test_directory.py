@@ -191,12 +191,25 @@ def test_getters_return_copies(directory, org):
     assert directory.effective_roles(user.id, org.id) == ["admin"]
 
 
-def test_effective_roles_ignore_unknown_roles_until_they_exist(directory, org):
-    user = add_user(directory, org, "member", "auditor")
-    assert [r.name for r in user.memberships[0].roles] == ["member", "auditor"]
+def test_unknown_role_names_are_not_found_and_change_nothing(directory, org):
+    with pytest.raises(EmulatorError, match='role "admn" not found') as excinfo:
+        add_user(directory, org, "member", "admn")
+    assert excinfo.value.code == grpc.StatusCode.NOT_FOUND
+    assert directory.counts()["users"] == 0
+    user = add_user(directory, org, "member")
+    with pytest.raises(EmulatorError, match='role "auditor" not found'):
+        directory.update_membership(
+            org.id,
+            users_pb2.UpdateMembership(roles=[commons_pb2.Role(name="auditor")]),
+            user_id=user.id,
+        )
     assert directory.effective_roles(user.id, org.id) == ["member"]
+    other = directory.create_organization(CreateOrganizationFactory())
+    with pytest.raises(EmulatorError, match='role "auditor" not found'):
+        directory.create_membership(other.id, membership("auditor"), user_id=user.id)
+    assert len(directory.get_user(user.id).memberships) == 1
     directory.create_role(CreateRoleFactory(name="auditor"))
-    assert directory.effective_roles(user.id, org.id) == ["member", "auditor"]
+    assert directory.effective_roles(add_user(directory, org, "auditor").id, org.id) == ["auditor"]
     assert directory.effective_roles(user.id, "org_000000000000000000") == []
 
 

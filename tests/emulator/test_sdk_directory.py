@@ -362,6 +362,19 @@ def test_memberships_by_id_and_external_id(sdk, fresh_emulator):
         )
 
 
+def test_a_membership_naming_an_unknown_role_is_not_found(sdk, fresh_emulator):
+    org = create_org(sdk)
+    with pytest.raises(ScalekitNotFoundException, match='role "admn" not found'):
+        create_user(sdk, org.id, "admn")
+    assert fresh_emulator.directory.counts()["users"] == 0
+    user = create_user(sdk, org.id, "admin")
+    with pytest.raises(ScalekitNotFoundException, match='role "admn" not found'):
+        sdk.users.update_membership(
+            org.id, user.id, users_pb2.UpdateMembership(roles=[commons_pb2.Role(name="admn")])
+        )
+    assert [r.name for r in sdk.users.get_user(user.id)[0].user.memberships[0].roles] == ["admin"]
+
+
 # --- roles and permissions ------------------------------------------------------------------
 
 
