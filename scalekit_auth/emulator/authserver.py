@@ -17,6 +17,7 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -158,6 +159,14 @@ def with_query(url: str, params: dict[str, str]) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def check_uris(uris: Iterable[str]) -> None:
+    """Raise ``ValueError`` naming the first URI a client could not register."""
+    for uri in uris:
+        parts = urlsplit(uri)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
+            raise ValueError(f"{uri!r} is not an absolute http(s) URI without a fragment")
+
+
 class AuthServer:
     def __init__(
         self,
@@ -210,18 +219,17 @@ class AuthServer:
 
     def register_uris(
         self,
-        redirect_uris: list[str] = (),
-        post_logout_redirect_uris: list[str] = (),
+        redirect_uris: Sequence[str] = (),
+        post_logout_redirect_uris: Sequence[str] = (),
         initiate_login_uri: str | None = None,
     ) -> None:
-        for uri in [
-            *redirect_uris,
-            *post_logout_redirect_uris,
-            *([initiate_login_uri] if initiate_login_uri else []),
-        ]:
-            parts = urlsplit(uri)
-            if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
-                raise ValueError(f"{uri!r} is not an absolute http(s) URI without a fragment")
+        check_uris(
+            [
+                *redirect_uris,
+                *post_logout_redirect_uris,
+                *([initiate_login_uri] if initiate_login_uri else []),
+            ]
+        )
         with self._lock:
             self.client.redirect_uris.update(redirect_uris)
             self.client.post_logout_redirect_uris.update(post_logout_redirect_uris)

@@ -3,6 +3,12 @@
 JSON over HTTPS on the emulator's own port, under ``/_emulator/``. Every endpoint is listed in
 ``ENDPOINTS`` with a one-line description; ``GET /_emulator/`` returns that list. When the
 emulator is started with a control token, requests must send ``Authorization: Bearer <token>``.
+
+``POST /_emulator/reset`` gives a fresh environment but keeps what the emulator was started
+with: the redirect, post-logout and initiate-login URIs and the webhook endpoint and secret
+passed on the command line (``--redirect-uri``, ``--webhook-url``...) or to ``Emulator()`` are
+registered again, so an app configured against a running emulator keeps logging in. What was
+registered through this API is forgotten.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ ENDPOINTS = {
         "POST",
         "reset",
     ): "forget all state: directory (re-seeds admin/member roles), sessions, tokens, "
-    "registered URIs, faults, counters, emails, webhooks; keeps the signing key",
+    "URIs registered here, faults, counters, emails, webhook deliveries and endpoint; keeps the "
+    "signing key, and restores the start-up configuration (the redirect URIs and webhook "
+    "endpoint and secret given on the command line or to Emulator())",
     ("GET", "state"): "counts of organizations, users, roles, sessions, tokens",
     ("POST", "redirect-uris"): '{"redirect_uris": [...], "post_logout_redirect_uris": [...], '
     '"initiate_login_uri": "..."} registers URIs (added to those already registered)',

@@ -15,6 +15,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
+from collections.abc import Sequence
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from .authserver import AuthServer, Session
+from .authserver import AuthServer, Session, check_uris
 from .control import ControlAPI, ControlClient
 from .directory import Directory, Event
 from .faults import Faults
@@ -33,7 +34,7 @@ from .services import add_services
 from .signing import KeySet
 from .tls import ensure_certificates, process_certificates
 from .web import HTTPServer
-from .webhooks import WebhookSender
+from .webhooks import WebhookSender, new_secret, secret_key
 
 DEFAULT_CLIENT_ID = "skc_00000000000000001"
 DEFAULT_CLIENT_SECRET = "emulator-secret-not-for-production"  # noqa: S105 (a local stand-in)
@@ -60,7 +61,27 @@ class Emulator:
         client_secret: str = DEFAULT_CLIENT_SECRET,
         control_token: str = "",
         grpc_workers: int = 32,
+        redirect_uris: Sequence[str] = (),
+        post_logout_redirect_uris: Sequence[str] = (),
+        initiate_login_uri: str | None = None,
+        webhook_url: str = "",
+        webhook_secret: str = "",
     ) -> None:
+        """The URIs and webhook options are the emulator's configuration (the management
+        command's flags): applied on start and again by every ``reset()``. Raises
+        ``ValueError`` for a URI or webhook secret that could not be used. Without
+        ``webhook_secret``, a ``webhook_url`` gets a generated one (``webhook_secret``)."""
+        check_uris([*redirect_uris, *post_logout_redirect_uris])
+        if initiate_login_uri:
+            check_uris([initiate_login_uri])
+        if webhook_url:
+            webhook_secret = webhook_secret or new_secret()
+            secret_key(webhook_secret)
+        self.redirect_uris = list(redirect_uris)
+        self.post_logout_redirect_uris = list(post_logout_redirect_uris)
+        self.initiate_login_uri = initiate_login_uri
+        self.webhook_url = webhook_url
+        self.webhook_secret = webhook_secret
         self.host = host
         self.requested_port = port
         self._temp_dir = None if state_dir else tempfile.mkdtemp(prefix="scalekit-emulator-")
@@ -125,6 +146,7 @@ class Emulator:
             keys=self.keys,
             persistence=self.persistence,
         )
+        self._apply_configuration()
         self.webhooks.start()
         self.control = ControlClient(self.url, self.ca_path, self.control_token)
         return self
@@ -150,20 +172,34 @@ class Emulator:
         self.stop()
 
     def reset(self) -> None:
-        """Back to a fresh environment; the signing key and the certificates are kept."""
+        """Back to a fresh environment; the signing key and the certificates are kept, and the
+        configuration given to the constructor (redirect URIs, webhook endpoint and secret) is
+        applied again, so a demo started with them keeps working."""
         self.directory.reset()
         self.auth.reset()
         self.keys.reset()
         self.faults.clear()
         self.faults.reset_counters()
         self.webhooks.reset()
+        self._apply_configuration()
+
+    def _apply_configuration(self) -> None:
+        self.auth.register_uris(
+            self.redirect_uris, self.post_logout_redirect_uris, self.initiate_login_uri
+        )
+        if self.webhook_url:
+            self.webhooks.configure(self.webhook_url, self.webhook_secret)
 
     def banner(self) -> str:
-        """The one line printed on start: what a client needs, as environment assignments."""
-        return (
+        """The one line printed on start: what a client needs, as environment assignments
+        (and the webhook secret a receiver verifies with, when webhooks are configured)."""
+        line = (
             f"SCALEKIT_ENVIRONMENT_URL={self.url} SCALEKIT_CLIENT_ID={self.client_id} "
             f"SCALEKIT_CLIENT_SECRET={self.client_secret} SCALEKIT_CA_BUNDLE={self.ca_path}"
         )
+        if self.webhook_url:
+            line += f" SCALEKIT_WEBHOOK_SECRET={self.webhook_secret}"
+        return line
 
     # -- webhook events --------------------------------------------------------------------
 

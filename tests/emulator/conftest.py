@@ -3,6 +3,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from scalekit.v1.commons import commons_pb2
@@ -44,3 +48,35 @@ def pkce_pair() -> tuple[str, str]:
         base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     )
     return verifier, challenge
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["content-length"]))
+        self.server.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[HTTPServer]:
+    """A local webhook endpoint; ``receiver.received`` lists (lower-cased headers, body)."""
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    server.received = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def wait_for(condition, timeout: float = 5.0) -> bool:
+    """Poll ``condition`` until it is true (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

@@ -9,11 +9,13 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 import requests
+from scalekit import ScalekitClient
 from scalekit.common.exceptions import (
     ScalekitServiceUnavailableException,
     ScalekitTooManyRequestsException,
 )
 from scalekit.v1.organizations import organizations_pb2
+from scalekit.v1.users import users_pb2
 
 from scalekit_auth.emulator.faults import TokenBucket
 from scalekit_auth.emulator.webhooks import new_secret
@@ -139,3 +141,54 @@ def test_webhooks_are_signed_the_way_the_sdk_verifies(sdk, fresh_emulator):
     while not fresh_emulator.control.deliveries()[0]["delivered"] and time.monotonic() < deadline:
         time.sleep(0.02)
     assert fresh_emulator.control.deliveries()[0]["delivered"] is True
+
+
+def test_reset_restores_the_start_up_uris_and_webhooks(receiver):
+    """An app configured against a running emulator keeps logging in after a reset."""
+    from scalekit.common.scalekit import AuthorizationUrlOptions
+
+    from scalekit_auth.emulator.server import Emulator
+    from scalekit_auth.emulator.testing import hosted_login
+
+    from .conftest import AFTER_LOGOUT, CALLBACK, wait_for
+
+    hook = f"http://127.0.0.1:{receiver.server_port}/hook"
+    configured = Emulator(
+        port=0,
+        redirect_uris=[CALLBACK],
+        post_logout_redirect_uris=[AFTER_LOGOUT],
+        initiate_login_uri="https://app.example.test/login/",
+        webhook_url=hook,
+    )
+    with configured.start() as emulator:
+        assert f"SCALEKIT_WEBHOOK_SECRET={emulator.webhook_secret}" in emulator.banner()
+        emulator.control.register_uris(["https://app.example.test/other/"])
+        emulator.control.reset()
+        assert emulator.control.register_uris() == {
+            "redirect_uris": [CALLBACK],
+            "post_logout_redirect_uris": [AFTER_LOGOUT],
+            "initiate_login_uri": "https://app.example.test/login/",
+        }
+        sdk = ScalekitClient(emulator.url, emulator.client_id, emulator.client_secret)
+        org = create_org(sdk)[0].organization
+        sdk.users.create_user_and_membership(
+            org.id, users_pb2.CreateUser(email="ada@acme.example"), send_invitation_email=False
+        )
+        options = AuthorizationUrlOptions()
+        options.state = "st"
+        url = sdk.get_authorization_url(CALLBACK, options)
+        location = hosted_login(url, "ada@acme.example", ca_path=emulator.ca_path)
+        assert location.startswith(CALLBACK + "?code=")
+        assert wait_for(lambda: len(receiver.received) >= 2)
+    headers, body = receiver.received[0]
+    assert json.loads(body)["type"] == "organization.created"
+    assert sdk.verify_webhook_payload(emulator.webhook_secret, headers, body) is True
+
+
+def test_constructor_refuses_a_bad_uri_or_webhook_secret_before_listening():
+    from scalekit_auth.emulator.server import Emulator
+
+    with pytest.raises(ValueError, match="'app.example.test/cb' is not an absolute"):
+        Emulator(redirect_uris=["app.example.test/cb"])
+    with pytest.raises(ValueError, match="not standard base64"):
+        Emulator(webhook_url="http://127.0.0.1:9/hook", webhook_secret="whsec_abc")

@@ -11,7 +11,6 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from ...server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Emulator
-from ...webhooks import new_secret
 
 
 class Command(BaseCommand):
@@ -67,35 +66,31 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        emulator = Emulator(
-            host=options["host"],
-            port=options["port"],
-            state_dir=options["state_dir"],
-            persist=options["persist"],
-            client_id=options["client_id"],
-            client_secret=options["client_secret"],
-            control_token=options["control_token"],
-        )
+        try:
+            emulator = Emulator(
+                host=options["host"],
+                port=options["port"],
+                state_dir=options["state_dir"],
+                persist=options["persist"],
+                client_id=options["client_id"],
+                client_secret=options["client_secret"],
+                control_token=options["control_token"],
+                redirect_uris=options["redirect_uri"],
+                post_logout_redirect_uris=options["post_logout_redirect_uri"],
+                initiate_login_uri=options["initiate_login_uri"],
+                webhook_url=options["webhook_url"],
+                webhook_secret=options["webhook_secret"],
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
         try:
             emulator.start()
         except OSError as exc:
+            emulator.stop()
             raise CommandError(
                 f"cannot listen on {options['host']}:{options['port']}: {exc}"
             ) from exc
-        try:
-            emulator.auth.register_uris(
-                options["redirect_uri"],
-                options["post_logout_redirect_uri"],
-                options["initiate_login_uri"],
-            )
-            banner = emulator.banner()
-            if options["webhook_url"]:
-                secret = options["webhook_secret"] or new_secret()
-                emulator.webhooks.configure(options["webhook_url"], secret)
-                banner += f" SCALEKIT_WEBHOOK_SECRET={secret}"
-        except ValueError as exc:
-            emulator.stop()
-            raise CommandError(str(exc)) from exc
+        banner = emulator.banner()
         self.stdout.write(banner)
         self.stdout.flush()
         stop = threading.Event()
