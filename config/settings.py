@@ -140,6 +140,7 @@ READINESS = {
 }
 CELERY_BEAT_SCHEDULE = {
     "readiness-checks": {"task": "readiness.run_scheduled_checks", "schedule": 3600.0},
+    "scalekit-auth-purge-events": {"task": "scalekit_auth.purge_events", "schedule": 86400.0},
 }
 
 LOGGING = {

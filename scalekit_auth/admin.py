@@ -1,13 +1,16 @@
-"""The admin of ``scalekit_auth``: identities, the rollout switch, and two read-only logs."""
+"""The admin of ``scalekit_auth``: identities, their sessions, the rollout switch, and two
+read-only logs."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from .models import AuthEvent, RolloutSettings, ScalekitIdentity, WebhookEvent
+from . import session
+from .models import AuthEvent, RolloutSettings, ScalekitIdentity, ScalekitSession, WebhookEvent
 
 
 @admin.register(ScalekitIdentity)
@@ -30,6 +33,33 @@ class ScalekitIdentityAdmin(admin.ModelAdmin):
     )
     readonly_fields = ("created_at", "last_login_at", "roles")
     raw_id_fields = ("user",)
+
+
+@admin.register(ScalekitSession)
+class ScalekitSessionAdmin(admin.ModelAdmin):
+    """The sessions holding Scalekit tokens. Ending one logs that browser out at its next
+    request; deactivating the user ends all of them."""
+
+    list_display = ("user", "scalekit_session_id", "created_at")
+    search_fields = ("user__username", "user__email", "scalekit_session_id")
+    date_hierarchy = "created_at"
+    actions = ["end_sessions"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # deleting the row alone would leave the session
+        return actions
+
+    @admin.action(description="End the selected sessions (log those browsers out)")
+    def end_sessions(self, request: HttpRequest, queryset: QuerySet) -> None:
+        ended = session.end_session_records(queryset)
+        self.message_user(request, f"{ended} session(s) ended.", messages.SUCCESS)
 
 
 @admin.register(RolloutSettings)

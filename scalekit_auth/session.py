@@ -96,8 +96,13 @@ def forget(request: HttpRequest) -> None:
 
 def end_sessions(user: Any) -> int:
     """End every session of ``user`` that holds Scalekit tokens; return how many."""
+    return end_session_records(ScalekitSession.objects.filter(user=user))
+
+
+def end_session_records(records: Any) -> int:
+    """Delete the Django sessions of these ``ScalekitSession`` rows, then the rows."""
     store = _session_store()
-    rows = list(ScalekitSession.objects.filter(user=user))
+    rows = list(records)
     for row in rows:
         store.delete(row.session_key)
     ScalekitSession.objects.filter(pk__in=[row.pk for row in rows]).delete()

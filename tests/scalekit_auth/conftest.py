@@ -14,6 +14,16 @@ CALLBACK = "http://testserver/auth/callback/"
 AFTER_LOGOUT = "http://testserver/"
 
 
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty default cache (event throttle, refresh results, JWKS)."""
+    from django.core.cache import caches
+
+    caches["default"].clear()
+    yield
+    caches["default"].clear()
+
+
 @pytest.fixture
 def auth_emulator(fresh_emulator, settings):
     """The emulator with this site's URIs registered, and SCALEKIT_AUTH pointing at it."""

@@ -122,3 +122,55 @@ def test_there_is_one_rollout_row_and_it_cannot_be_deleted(admin_client):
         admin_client.post(url("rolloutsettings_delete", row.pk), {"post": "yes"}).status_code == 403
     )
     assert RolloutSettings.objects.count() == 1
+
+
+# -- sessions holding Scalekit tokens ---------------------------------------------------------
+
+
+def test_ending_sessions_from_the_admin_logs_those_browsers_out(admin_client):
+    from django.contrib.sessions.backends.cached_db import SessionStore
+
+    from scalekit_auth.models import ScalekitSession
+
+    identity = ScalekitIdentityFactory()
+    keys = []
+    for sid in ("ses_1", "ses_2", "ses_3"):
+        store = SessionStore()
+        store["_auth_user_id"] = str(identity.user.pk)
+        store.create()
+        keys.append(store.session_key)
+        ScalekitSession.objects.create(
+            user=identity.user, session_key=store.session_key, scalekit_session_id=sid
+        )
+    listing = admin_client.get(url("scalekitsession_changelist"))
+    assert listing.status_code == 200 and b"ses_2" in listing.content
+    assert b"delete_selected" not in listing.content
+
+    chosen = ScalekitSession.objects.filter(scalekit_session_id__in=["ses_1", "ses_2"])
+    response = admin_client.post(
+        url("scalekitsession_changelist"),
+        {"action": "end_sessions", "_selected_action": [row.pk for row in chosen]},
+        follow=True,
+    )
+
+    assert b"2 session(s) ended." in response.content
+    assert [SessionStore().exists(key) for key in keys] == [False, False, True]
+    assert list(ScalekitSession.objects.values_list("scalekit_session_id", flat=True)) == ["ses_3"]
+
+
+def test_the_daily_purge_task_applies_the_retention(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from scalekit_auth.models import AuthEvent
+    from scalekit_auth.tasks import purge_events
+
+    settings.SCALEKIT_AUTH = {**settings.SCALEKIT_AUTH, "EVENT_RETENTION_DAYS": 30}
+    AuthEventFactory(reason="old", created_at=timezone.now() - timedelta(days=31))
+    AuthEventFactory(reason="recent", created_at=timezone.now() - timedelta(days=29))
+
+    result = purge_events()
+
+    assert result["older_than_days"] == 30
+    assert list(AuthEvent.objects.values_list("reason", flat=True)) == ["recent"]
