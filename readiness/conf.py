@@ -84,7 +84,9 @@ class AppSettings:
         "Environment variables that configure an error tracker (any one is enough).",
     )
     CUSTOM_SCALEKIT_DOMAINS = Setting(
-        list, "Custom domains confirmed to be production Scalekit environments (signed off in H01)."
+        list,
+        "Custom domains confirmed to be production Scalekit environments. An unlisted custom "
+        "domain fails A10 until it is listed here or A10 is signed off.",
     )
 
     @classmethod

@@ -201,6 +201,11 @@ def token_endpoint(ctx: ProbeContext) -> ProbeResult:
     client_secret = contract.scalekit_setting("CLIENT_SECRET") or ""
     if not (base and client_id and client_secret):
         return failed("The environment URL, client id or secret is empty.")
+    if urlsplit(base).scheme != "https":
+        return failed(
+            f"The environment URL {base} is not https; the client secret is not sent over it.",
+            hint="Set SCALEKIT_AUTH['ENVIRONMENT_URL'] to the https URL of the environment.",
+        )
     url = f"{base}/oauth/token"
     try:
         response, latency = fetch(

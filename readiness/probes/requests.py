@@ -1,8 +1,21 @@
 """Kind P: in-process requests through Django's full handler and real middleware stack.
 
 No socket is opened by the probe itself; it uses Django's test ``Client`` with ``secure=True`` and a
-host from ``ALLOWED_HOSTS``. Whatever a probe writes (a session, a temporary user) is rolled back.
-The views exercised build Scalekit URLs locally, so none of these probes needs the network.
+host from ``ALLOWED_HOSTS``. The views exercised build Scalekit URLs locally, so none of these probes
+needs the network.
+
+These probes run inside the live process (the admin button runs them in a web worker), so what
+they touch is put back:
+
+- database rows (a temporary user, a session row) are written in a transaction that is always
+  rolled back;
+- every session a probe's clients or the probe itself created is deleted from the session store
+  afterwards, so a cache-backed store keeps no session of a temporary (superuser) account whose
+  primary key a real user may get next;
+- the loggers of ``QUIET_LOGGERS`` drop this thread's expected 4xx records while a probe runs;
+- ``CoreClient.authenticate`` of the Scalekit SDK is wrapped process-wide while at least one forged
+  state probe runs (``_ExchangeSpy``); other threads pass through it unchanged, and the original is
+  put back when the last such probe ends, whatever the interleaving of overlapping runs.
 """
 
 from __future__ import annotations
@@ -47,6 +60,7 @@ from .settings import PROBE_ORIGIN
 
 URLSAFE_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
 PROBE_MARKER = "readiness_probe_marker"
+logger = logging.getLogger(__name__)
 
 
 QUIET_LOGGERS = ("django.request", "django.security.csrf")
@@ -63,6 +77,34 @@ class _ThisThreadBelowError(logging.Filter):
         return record.thread != self.thread or record.levelno >= logging.ERROR
 
 
+class _ThisThreadStatus(logging.Filter):
+    """Drops this thread's request records about the given response statuses."""
+
+    def __init__(self, *statuses: int) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+        self.statuses = statuses
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return (
+            record.thread != self.thread
+            or getattr(record, "status_code", None) not in self.statuses
+        )
+
+
+@contextmanager
+def unlogged(name: str, *statuses: int) -> Iterator[None]:
+    """Keep the ``statuses`` a probe provokes on purpose (a 503 of an unconfigured view) out of
+    logger ``name`` for this thread; other threads and other statuses log as usual."""
+    target = logging.getLogger(name)
+    log_filter = _ThisThreadStatus(*statuses)
+    target.addFilter(log_filter)
+    try:
+        yield
+    finally:
+        target.removeFilter(log_filter)
+
+
 def quiet(func: Callable[[ProbeContext], ProbeResult]) -> Callable[[ProbeContext], ProbeResult]:
     """Keep what a probe provokes on purpose out of the logs: its 404s, 405s and 403s, and the
     auth app's "login failed" for its forged state. Errors (500s) still show."""
@@ -72,13 +114,14 @@ def quiet(func: Callable[[ProbeContext], ProbeResult]) -> Callable[[ProbeContext
         names = (*QUIET_LOGGERS, app_settings.AUTH_LOGGER)
         loggers = [logging.getLogger(name) for name in names]
         log_filter = _ThisThreadBelowError()
-        for logger in loggers:
-            logger.addFilter(log_filter)
+        for quieted in loggers:
+            quieted.addFilter(log_filter)
         try:
-            return func(ctx)
+            with cleaned_sessions():
+                return func(ctx)
         finally:
-            for logger in loggers:
-                logger.removeFilter(log_filter)
+            for quieted in loggers:
+                quieted.removeFilter(log_filter)
 
     return wrapper
 
@@ -121,10 +164,48 @@ def probe_host() -> str:
     return "localhost"
 
 
+_probe_state = threading.local()
+
+
+def _tracked() -> tuple[list[Client], set[str]] | None:
+    return getattr(_probe_state, "tracked", None)
+
+
+@contextmanager
+def cleaned_sessions() -> Iterator[None]:
+    """Delete every session the clients made in the block (and ``track_session`` keys) after it."""
+    outer = _tracked()
+    _probe_state.tracked = ([], set())
+    try:
+        yield
+    finally:
+        clients, keys = _probe_state.tracked
+        _probe_state.tracked = outer
+        for client in clients:
+            cookie = client.cookies.get(settings.SESSION_COOKIE_NAME)
+            if cookie is not None and cookie.value:
+                keys.add(cookie.value)
+        for key in keys:
+            try:
+                session_store(key).delete()
+            except Exception:
+                logger.exception("readiness could not delete a probe session")
+
+
+def track_session(key: str | None) -> None:
+    tracked = _tracked()
+    if tracked is not None and key:
+        tracked[1].add(key)
+
+
 def make_client(**kwargs: Any) -> Client:
     """A test client as a browser would be: a crashing view is a 500 page, not an exception."""
     kwargs.setdefault("raise_request_exception", False)
-    return Client(HTTP_HOST=probe_host(), **kwargs)
+    client = Client(HTTP_HOST=probe_host(), **kwargs)
+    tracked = _tracked()
+    if tracked is not None:
+        tracked[0].append(client)
+    return client
 
 
 def session_store(key: str | None = None) -> Any:
@@ -257,6 +338,7 @@ def cookies_on_the_wire(ctx: ProbeContext) -> ProbeResult:
     handler = SessionMiddleware(CsrfViewMiddleware(view))
     with rolled_back():
         response = handler(request)
+    track_session(request.session.session_key)
     findings = _cookie_findings(response, settings.SESSION_COOKIE_NAME, "session")
     if not settings.CSRF_USE_SESSIONS:
         findings += _cookie_findings(response, settings.CSRF_COOKIE_NAME, "CSRF")
@@ -347,33 +429,51 @@ class _ExchangeSpy:
     """Counts authorization-code exchanges this thread makes through the SDK during a probe.
 
     Every exchange, the SDK's ``authenticate_with_code`` or a project's own call, goes through
-    ``CoreClient.authenticate``. Other threads pass through the wrapper untouched.
+    ``CoreClient.authenticate``. One wrapper is installed for all overlapping probes (threads of
+    the web server or of Celery): the first spy installs it, the last one out restores the
+    original, under a lock. Threads without a spy pass through the wrapper untouched.
     """
+
+    _lock = threading.Lock()
+    _active: dict[int, list[_ExchangeSpy]] = {}
+    _original: Callable[..., Any] | None = None
 
     def __init__(self) -> None:
         self.calls = 0
         self.thread = threading.get_ident()
 
+    @classmethod
+    def _wrapper(cls, original: Callable[..., Any]) -> Callable[..., Any]:
+        def authenticate(client: Any, data: dict, *args: Any, **kwargs: Any) -> Any:
+            if data.get("grant_type") == "authorization_code":
+                for spy in cls._active.get(threading.get_ident(), ()):
+                    spy.calls += 1
+            return original(client, data, *args, **kwargs)
+
+        return authenticate
+
     @contextmanager
     def installed(self) -> Iterator[_ExchangeSpy]:
         from scalekit.core import CoreClient
 
-        original = CoreClient.authenticate
-        spy = self
-
-        def authenticate(client: Any, data: dict, *args: Any, **kwargs: Any) -> Any:
-            if (
-                threading.get_ident() == spy.thread
-                and data.get("grant_type") == "authorization_code"
-            ):
-                spy.calls += 1
-            return original(client, data, *args, **kwargs)
-
-        CoreClient.authenticate = authenticate
+        cls = type(self)
+        with cls._lock:
+            if not cls._active:
+                cls._original = CoreClient.authenticate
+                CoreClient.authenticate = cls._wrapper(cls._original)
+            cls._active.setdefault(self.thread, []).append(self)
         try:
             yield self
         finally:
-            CoreClient.authenticate = original
+            with cls._lock:
+                mine = cls._active.get(self.thread, [])
+                if self in mine:
+                    mine.remove(self)
+                if not mine:
+                    cls._active.pop(self.thread, None)
+                if not cls._active and cls._original is not None:
+                    CoreClient.authenticate = cls._original
+                    cls._original = None
 
 
 TOKEN_KEY_RE = re.compile(r"(access|refresh|id)_?token", re.IGNORECASE)
@@ -441,6 +541,7 @@ def logout_clears_session(ctx: ProbeContext) -> ProbeResult:
         store[PROBE_MARKER] = secrets.token_hex(8)
         store.create()
         old_key = store.session_key
+        track_session(old_key)
         client = make_client()
         client.cookies[settings.SESSION_COOKIE_NAME] = old_key
         via_get = client.get(path, secure=True)
@@ -450,6 +551,7 @@ def logout_clears_session(ctx: ProbeContext) -> ProbeResult:
             store[PROBE_MARKER] = "again"
             store.create()
             old_key = store.session_key
+            track_session(old_key)
             client.cookies[settings.SESSION_COOKIE_NAME] = old_key
         elif via_get.status_code != 405:
             findings.append(
@@ -627,7 +729,8 @@ def webhook_rejects_unsigned(ctx: ProbeContext) -> ProbeResult:
         },
     }
     findings, evidence = [], {}
-    with rolled_back():
+    # An unconfigured webhook secret answers 503, which django.request logs at ERROR.
+    with rolled_back(), unlogged("django.request", 503):
         before = _row_counts()
         client = make_client(enforce_csrf_checks=True)
         for label, headers in attempts.items():

@@ -319,9 +319,10 @@ def production_environment(ctx: ProbeContext) -> ProbeResult:
         and host not in app_settings.CUSTOM_SCALEKIT_DOMAINS
     ):
         findings.append(
-            warned(
-                f"{host} is a custom domain: confirm it is the production environment (sign off H01), "
-                "then list it in READINESS['CUSTOM_SCALEKIT_DOMAINS']"
+            failed(
+                f"{host} is a custom domain: readiness cannot tell whether it serves the production "
+                "Scalekit environment. Confirm it in the dashboard (Developers → Settings) and sign "
+                "off A10, or list it in READINESS['CUSTOM_SCALEKIT_DOMAINS']"
             )
         )
     if client_id and not str(client_id).startswith("skc_"):
@@ -436,20 +437,30 @@ def _check_redirect_uri(key: str, *, callback: bool) -> ProbeResult:
         findings.append(failed(f"{_sk(key)} is {len(uri)} characters long (256 at most)"))
     if host and not validate_host(host, settings.ALLOWED_HOSTS):
         findings.append(failed(f"{_sk(key)} host {host} is not in ALLOWED_HOSTS"))
+    try:
+        match = resolve(parts.path or "/")
+    except Resolver404:
+        match = None
     if callback:
         if contract.url_path(contract.CALLBACK_URL_NAME) is None:
             findings.append(failed(f"callback view {contract.CALLBACK_URL_NAME} is not installed"))
-        else:
-            try:
-                match = resolve(parts.path or "/")
-            except Resolver404:
-                match = None
-            if match is None or match.view_name != contract.CALLBACK_URL_NAME:
-                findings.append(
-                    failed(
-                        f"{_sk(key)} path {parts.path} does not resolve to {contract.CALLBACK_URL_NAME}"
-                    )
+        elif match is None or match.view_name != contract.CALLBACK_URL_NAME:
+            findings.append(
+                failed(
+                    f"{_sk(key)} path {parts.path} does not resolve to {contract.CALLBACK_URL_NAME}"
                 )
+            )
+    elif match is None:
+        findings.append(
+            failed(
+                f"{_sk(key)} path {parts.path or '/'} matches no URL pattern: users would land on "
+                "a 404 after logging out"
+            )
+        )
+    elif match.view_name in (contract.LOGOUT_URL_NAME, contract.CALLBACK_URL_NAME):
+        findings.append(
+            failed(f"{_sk(key)} path {parts.path} is the {match.view_name} view itself")
+        )
     return worst(findings, f"{_sk(key)} is {uri}.", evidence=evidence, observed=uri)
 
 
@@ -469,7 +480,7 @@ def redirect_uri(ctx: ProbeContext) -> ProbeResult:
     item="A13",
     title="Post-logout redirect URI is production-grade",
     kind=SETTINGS,
-    reads=("SCALEKIT_AUTH.POST_LOGOUT_REDIRECT_URI", "ALLOWED_HOSTS"),
+    reads=("SCALEKIT_AUTH.POST_LOGOUT_REDIRECT_URI", "ALLOWED_HOSTS", "ROOT_URLCONF"),
 )
 def post_logout_redirect_uri(ctx: ProbeContext) -> ProbeResult:
     return _check_redirect_uri("POST_LOGOUT_REDIRECT_URI", callback=False)

@@ -75,6 +75,35 @@ class TestScalekitReachable:
         assert result.status == FAIL
         assert "TLS certificate not trusted" in result.message
 
+    def test_secret_never_sent_over_http(self, scalekit_settings):
+        """A plain-http environment URL gets no token request: the secret would cross in clear."""
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received = []
+
+        class Recorder(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                received.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                self.send_response(401)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{server.server_port}"
+            with with_scalekit(scalekit_settings, ENVIRONMENT_URL=url):
+                result = run_probe("readiness.E056")
+        finally:
+            server.shutdown()
+            server.server_close()
+        assert result.status == FAIL
+        assert f"The environment URL {url} is not https" in result.message
+        assert received == []
+
     def test_no_network(self, scalekit_settings):
         result = run_probe("readiness.E054", network=False)
         assert result.status == SKIP

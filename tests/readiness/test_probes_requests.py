@@ -314,3 +314,97 @@ class TestLogoutThroughScalekit:
         result = probe_in("tests.readiness.urls_logout_http", "readiness.E046")
         assert result.status == FAIL
         assert "post_logout_redirect_uri http://app.example.com/ is not https" in result.message
+
+
+CACHE_SESSIONS = {
+    "SESSION_ENGINE": "django.contrib.sessions.backends.cache",
+    "CACHES": {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+}
+
+
+def session_keys_in_cache() -> set[str]:
+    from django.core.cache import caches
+
+    cache = caches["default"]
+    return {key for key in cache._cache if "django.contrib.sessions.cache" in key}
+
+
+class TestSideEffects:
+    """What request probes leave in the live process: nothing."""
+
+    @pytest.mark.parametrize("probe_id", ["readiness.E047", "readiness.E052", "readiness.E046"])
+    def test_no_session_left_in_a_cache_backed_store(self, probe_id):
+        """The temporary superuser's rows are rolled back; its session must not outlive them."""
+        with production(ROOT_URLCONF=GOOD, READINESS=REPORTS, **CACHE_SESSIONS):
+            before = session_keys_in_cache()
+            result = run_probe(probe_id)
+            assert result.status == PASS, result.message
+            assert session_keys_in_cache() == before
+
+    def test_overlapping_exchange_spies_restore_the_sdk(self):
+        """Two runs in two threads, interleaved: the SDK's method is the original afterwards."""
+        import threading
+
+        from scalekit.core import CoreClient
+
+        from readiness.probes.requests import _ExchangeSpy
+
+        original = CoreClient.authenticate
+        a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+        seen = {}
+
+        def first() -> None:
+            with _ExchangeSpy().installed():
+                a_in.set()
+                b_in.wait(5)
+            a_out.set()
+
+        def second() -> None:
+            a_in.wait(5)
+            with _ExchangeSpy().installed() as spy:
+                b_in.set()
+                a_out.wait(5)
+                seen["wrapped"] = CoreClient.authenticate is not original
+                seen["spy"] = spy
+
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert seen["wrapped"], "the second spy lost its wrapper when the first one left"
+        assert CoreClient.authenticate is original
+
+    def test_spy_counts_only_its_own_thread(self):
+        import threading
+
+        from scalekit.core import CoreClient
+
+        from readiness.probes.requests import _ExchangeSpy
+
+        calls = []
+        original = CoreClient.authenticate
+        CoreClient.authenticate = lambda client, data, *a, **k: calls.append(data)
+        try:
+            with _ExchangeSpy().installed() as spy:
+                CoreClient.authenticate(None, {"grant_type": "authorization_code"})
+                other = threading.Thread(
+                    target=CoreClient.authenticate,
+                    args=(None, {"grant_type": "authorization_code"}),
+                )
+                other.start()
+                other.join()
+                CoreClient.authenticate(None, {"grant_type": "refresh_token"})
+        finally:
+            CoreClient.authenticate = original
+        assert spy.calls == 1 and len(calls) == 3
+
+    def test_unconfigured_webhook_503s_are_not_logged_as_errors(self, caplog):
+        from .helpers import production_scalekit
+
+        with caplog.at_level("WARNING", logger="django.request"):
+            result = probe_in(
+                GOOD, "readiness.E049", SCALEKIT_AUTH=production_scalekit(WEBHOOK_SECRET="")
+            )
+        assert "got 503" in result.message
+        assert not [r for r in caplog.records if r.name == "django.request"]

@@ -99,9 +99,9 @@ CASES = [
     ),
     (
         "readiness.E006",
-        WARN,
+        FAIL,
         {"SCALEKIT_AUTH": production_scalekit(ENVIRONMENT_URL="https://auth.acme.com")},
-        "custom domain",
+        "auth.acme.com is a custom domain: readiness cannot tell whether it serves the production",
     ),
     (
         "readiness.E006",
@@ -172,6 +172,26 @@ CASES = [
         FAIL,
         {"SCALEKIT_AUTH": production_scalekit(POST_LOGOUT_REDIRECT_URI="http://app.example.com/")},
         "is not https",
+    ),
+    (
+        "readiness.E008",
+        FAIL,
+        {
+            "SCALEKIT_AUTH": production_scalekit(
+                POST_LOGOUT_REDIRECT_URI="https://app.example.com/no-such-page/"
+            )
+        },
+        "path /no-such-page/ matches no URL pattern",
+    ),
+    (
+        "readiness.E008",
+        FAIL,
+        {
+            "SCALEKIT_AUTH": production_scalekit(
+                POST_LOGOUT_REDIRECT_URI="https://app.example.com/auth/logout/"
+            )
+        },
+        "is the scalekit_auth:logout view itself",
     ),
     ("readiness.E009", PASS, {}, "SameSite=Lax"),
     ("readiness.E009", FAIL, {"SESSION_COOKIE_SAMESITE": "Strict"}, "login state is lost"),

@@ -164,3 +164,19 @@ class TestSilencedChecks:
             report = run_checks(select_probes(items=["B06"]))
         assert report.outcomes[0].status == "warn" and not report.failing_blockers
         assert ChecklistItem.objects.get(key="B06").status == ItemStatus.PASSING
+
+
+def test_custom_domain_is_confirmed_by_signing_off_a10(signer):
+    from readiness import signoffs
+
+    from .helpers import production_scalekit
+
+    custom = production_scalekit(ENVIRONMENT_URL="https://auth.acme.com")
+    with production(SCALEKIT_AUTH=custom):
+        report = run_checks(select_probes(items=["A10"]))
+        assert [o.probe.id for o in report.failing_blockers] == ["readiness.E006"]
+        a10 = ChecklistItem.objects.select_related("section").get(key="A10")
+        signoffs.sign_off(a10, signer, notes="auth.acme.com is the production environment's CNAME")
+        report = run_checks(select_probes(items=["A10"]))
+    assert report.outcomes[0].status == "fail" and not report.failing_blockers
+    assert ChecklistItem.objects.get(key="A10").status == ItemStatus.SIGNED_OFF
