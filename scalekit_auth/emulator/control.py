@@ -156,10 +156,17 @@ class ControlAPI:
 
     def post_duplicates(self, body: dict[str, Any]) -> dict[str, Any]:
         statuses = self.emulator.directory.duplicate_status
+        valid = [code.name for code in grpc.StatusCode if code is not grpc.StatusCode.OK]
+        chosen = {}
         for key, name in body.items():
             if key not in statuses:
                 raise ValueError(f"unknown duplicate kind {key!r}; one of {sorted(statuses)}")
-            statuses[key] = grpc.StatusCode[name]
+            if name not in valid:
+                raise ValueError(
+                    f"{key}: {name!r} is not a gRPC status name; one of {', '.join(valid)}"
+                )
+            chosen[key] = grpc.StatusCode[name]
+        statuses.update(chosen)
         return {key: code.name for key, code in statuses.items()}
 
     def post_idp_initiated_login(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Faults are set through the control API: a token-bucket rate limit (requests per 
 burst, answered with RESOURCE_EXHAUSTED / HTTP 429 and a ``retry-after``), added latency per
 call, and a ratio of calls failing with UNAVAILABLE / HTTP 503. ``methods`` restricts them to
 some calls (gRPC method names such as ``CreateUserAndMembership``, or HTTP paths such as
-``/oauth/token``); empty means every management call.
+``/oauth/token``, matched exactly); empty means every management call.
 """
 
 from __future__ import annotations
@@ -51,14 +51,29 @@ class FaultConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FaultConfig:
+        """Check and build the faults; ``ValueError`` names the option that is wrong."""
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown fault options: {', '.join(sorted(unknown))}")
+        for name in ("rate_limit_rps", "rate_limit_burst", "latency_ms", "unavailable_ratio"):
+            value = data.get(name, 0)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{name} must be a number, not {value!r}")
+            if value < 0:
+                raise ValueError(f"{name} must not be negative")
+        methods = data.get("methods", [])
+        if not isinstance(methods, list) or not all(isinstance(m, str) and m for m in methods):
+            raise ValueError(
+                "methods must be a list of gRPC method names or HTTP paths, e.g. "
+                '["CreateUserAndMembership", "/oauth/token"]'
+            )
         config = cls(**data)
-        if not 0 <= config.unavailable_ratio <= 1:
+        if config.unavailable_ratio > 1:
             raise ValueError("unavailable_ratio must be between 0 and 1")
-        if config.latency_ms < 0 or config.rate_limit_rps < 0:
-            raise ValueError("latency_ms and rate_limit_rps must not be negative")
+        if config.rate_limit_burst and not config.rate_limit_rps:
+            raise ValueError("rate_limit_burst needs rate_limit_rps (the refill rate)")
+        if config.rate_limit_rps and config.rate_limit_burst and config.rate_limit_burst < 1:
+            raise ValueError("rate_limit_burst must be at least 1")
         return config
 
 
@@ -84,7 +99,7 @@ class Faults:
         bucket = None
         if config.rate_limit_rps:
             bucket = TokenBucket(
-                config.rate_limit_rps, config.rate_limit_burst or config.rate_limit_rps
+                config.rate_limit_rps, config.rate_limit_burst or max(1.0, config.rate_limit_rps)
             )
         with self._lock:
             self.config, self._bucket = config, bucket

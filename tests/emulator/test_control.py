@@ -11,6 +11,8 @@ import pytest
 import requests
 from scalekit import ScalekitClient
 from scalekit.common.exceptions import (
+    ScalekitBadRequestException,
+    ScalekitConflictException,
     ScalekitServiceUnavailableException,
     ScalekitTooManyRequestsException,
 )
@@ -21,9 +23,9 @@ from scalekit_auth.emulator.faults import TokenBucket
 from scalekit_auth.emulator.webhooks import new_secret
 
 
-def create_org(sdk, name: str = "Acme"):
+def create_org(sdk, name: str = "Acme", **fields):
     return sdk.organization.create_organization(
-        organizations_pb2.CreateOrganization(display_name=name)
+        organizations_pb2.CreateOrganization(display_name=name, **fields)
     )
 
 
@@ -80,6 +82,58 @@ def test_bad_fault_options_are_refused_with_a_reason(fresh_emulator):
         fresh_emulator.control.set_faults(latency=5)
     with pytest.raises(RuntimeError, match="unavailable_ratio must be between 0 and 1"):
         fresh_emulator.control.set_faults(unavailable_ratio=2)
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        ({"latency_ms": "20"}, "latency_ms must be a number, not '20'"),
+        ({"rate_limit_rps": True}, "rate_limit_rps must be a number, not True"),
+        ({"unavailable_ratio": None}, "unavailable_ratio must be a number, not None"),
+        ({"latency_ms": -1}, "latency_ms must not be negative"),
+        ({"methods": "CreateOrganization"}, "methods must be a list of gRPC method names"),
+        ({"methods": ["CreateOrganization", 3]}, "methods must be a list"),
+        ({"rate_limit_burst": 5}, "rate_limit_burst needs rate_limit_rps"),
+        ({"rate_limit_rps": 5, "rate_limit_burst": 0.5}, "rate_limit_burst must be at least 1"),
+    ],
+)
+def test_fault_options_of_the_wrong_type_are_refused_naming_the_option(
+    fresh_emulator, options, reason
+):
+    fresh_emulator.control.set_faults(latency_ms=1, methods=["ListOrganization"])
+    with pytest.raises(RuntimeError, match=f"400 .*{reason}"):
+        fresh_emulator.control.set_faults(**options)
+    # The faults in force are untouched by a refused request.
+    assert fresh_emulator.faults.snapshot()["faults"]["methods"] == ["ListOrganization"]
+
+
+def test_fault_methods_match_whole_names_only(sdk, fresh_emulator):
+    fresh_emulator.control.set_faults(unavailable_ratio=1.0, methods=["CreateOrg", "/oauth"])
+    create_org(sdk)
+    ScalekitClient(fresh_emulator.url, fresh_emulator.client_id, fresh_emulator.client_secret)
+    assert fresh_emulator.control.counters()["rejected"] == {}
+    fresh_emulator.control.set_faults(rate_limit_rps=0.5, methods=["/keys"])
+    url = f"{fresh_emulator.url}/keys"
+    assert requests.get(url, verify=fresh_emulator.ca_path, timeout=5).status_code == 200
+    assert requests.get(url, verify=fresh_emulator.ca_path, timeout=5).status_code == 429
+
+
+def test_duplicate_status_names_are_checked_and_listed(sdk, fresh_emulator):
+    with pytest.raises(
+        RuntimeError, match="400 .*'CONFLICT' is not a gRPC status name; one of"
+    ) as e:
+        fresh_emulator.control.set_duplicate_status(
+            organization_external_id="ALREADY_EXISTS", user_email="CONFLICT"
+        )
+    assert "ALREADY_EXISTS" in str(e.value) and "OK," not in str(e.value)
+    # Nothing of a refused request applies; a valid one does.
+    create_org(sdk, external_id="acme")
+    with pytest.raises(ScalekitBadRequestException):
+        create_org(sdk, external_id="acme")
+    answer = fresh_emulator.control.set_duplicate_status(organization_external_id="ALREADY_EXISTS")
+    assert answer["organization_external_id"] == "ALREADY_EXISTS"
+    with pytest.raises(ScalekitConflictException):
+        create_org(sdk, external_id="acme")
 
 
 def test_token_bucket_refills_at_its_rate():
