@@ -83,6 +83,10 @@ class Command(BaseCommand):
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        # Before the banner: a caller may SIGTERM as soon as it has read it.
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
         try:
             emulator.start()
         except OSError as exc:
@@ -93,8 +97,5 @@ class Command(BaseCommand):
         banner = emulator.banner()
         self.stdout.write(banner)
         self.stdout.flush()
-        stop = threading.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
         stop.wait()
         emulator.stop()
