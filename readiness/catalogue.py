@@ -293,7 +293,7 @@ SECTIONS: tuple[SectionDef, ...] = (
                 "B17",
                 "Token lifetimes within bounds",
                 HYBRID,
-                guidance="Token verification leeway small; the Scalekit session policy attested in H08.",
+                guidance="Token verification leeway small; access tokens seen at login short-lived; the Scalekit session policy attested in H08.",
                 signer_role="Security owner",
             ),
             I(

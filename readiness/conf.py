@@ -43,6 +43,11 @@ class AppSettings:
     MAX_SESSION_AGE = Setting(
         43200, "Longest accepted SESSION_COOKIE_AGE in seconds (12 h, ASVS level 2)."
     )
+    MAX_ACCESS_TOKEN_LIFETIME = Setting(
+        900,
+        "Longest accepted lifetime in seconds of the access tokens Scalekit issues at login "
+        "(Scalekit's default is 300).",
+    )
     MAX_TOKEN_LEEWAY = Setting(
         60, "Longest accepted SCALEKIT_AUTH['TOKEN_LEEWAY_SECONDS'] for token expiry checks."
     )

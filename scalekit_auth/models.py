@@ -64,6 +64,12 @@ class ScalekitSession(models.Model):
     scalekit_session_id = models.CharField(
         max_length=64, blank=True, db_index=True, help_text="ses_... (the sid claim)"
     )
+    access_token_lifetime = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Seconds the access token of the login was valid for (exp - iat): what "
+        "Scalekit's session policy gives, checked by the readiness checklist (B17).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

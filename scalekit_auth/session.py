@@ -67,14 +67,18 @@ def get(request: HttpRequest) -> dict[str, Any] | None:
     return request.session.get(SESSION_KEY)
 
 
-def remember(request: HttpRequest, user: Any) -> None:
+def remember(request: HttpRequest, user: Any, access_claims: dict[str, Any]) -> None:
     """Record the (just logged in) session as one of ``user``'s Scalekit sessions."""
     if request.session.session_key is None:
         request.session.save()
-    data = get(request) or {}
+    lifetime = int(access_claims["exp"]) - int(access_claims["iat"])
     ScalekitSession.objects.update_or_create(
         session_key=request.session.session_key,
-        defaults={"user": user, "scalekit_session_id": data.get("claims", {}).get("sid", "")},
+        defaults={
+            "user": user,
+            "scalekit_session_id": access_claims.get("sid", ""),
+            "access_token_lifetime": max(lifetime, 0),
+        },
     )
     store = _session_store()
     others = ScalekitSession.objects.filter(user=user).exclude(

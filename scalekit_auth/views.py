@@ -232,7 +232,7 @@ def callback(request: HttpRequest) -> HttpResponse:
             answer["access_token"], access_claims, answer.get("refresh_token"), answer["id_token"]
         ),
     )
-    session.remember(request, user)
+    session.remember(request, user, access_claims)
     events.record("login", True, "hosted login", request=request, user=user, claims=claims)
     return HttpResponseRedirect(attempt["next"])
 

@@ -1,4 +1,5 @@
-"""Kind R: probes that read stored records: past network results and the migration ledger.
+"""Kind R: probes that read stored records: past network results, the logins ``scalekit_auth``
+recorded, and the migration ledger.
 
 The ledger belongs to the ``migration`` app; it is read through ``apps.get_model`` so that this app
 keeps working (with a clear failing result) where ``migration`` is not installed.
@@ -25,6 +26,49 @@ from ..registry import (
     probe,
     warned,
 )
+
+
+@probe(
+    "readiness.W063",
+    item="B17",
+    title="Access token lifetime observed at login",
+    kind=RECORDS,
+    reads=("READINESS.MAX_ACCESS_TOKEN_LIFETIME",),
+)
+def access_token_lifetime(ctx: ProbeContext) -> ProbeResult:
+    """The access tokens Scalekit actually issued at the latest logins live no longer than the
+    limit. The lifetime is set in Scalekit's session policy, so only a real login shows it."""
+    model = contract.get_model("scalekit_auth", "ScalekitSession")
+    if model is None:
+        return failed("scalekit_auth's ScalekitSession model is not installed; run migrate.")
+    limit = int(app_settings.MAX_ACCESS_TOKEN_LIFETIME)
+    try:
+        lifetimes = list(
+            model.objects.exclude(access_token_lifetime=None)
+            .order_by("-created_at")
+            .values_list("access_token_lifetime", flat=True)[:200]
+        )
+    except DatabaseError:
+        return failed("scalekit_auth's tables are missing; run manage.py migrate.")
+    if not lifetimes:
+        return warned(
+            "No login through Scalekit is recorded yet: log in once, then run the checks again."
+        )
+    longest = max(lifetimes)
+    evidence = {"logins": len(lifetimes), "longest_s": longest, "limit_s": limit}
+    if longest > limit:
+        return failed(
+            f"Access tokens issued at recent logins live up to {longest} s; the limit is "
+            f"{limit} s.",
+            evidence=evidence,
+            hint="Shorten the access token lifetime in Scalekit's session policy (H08), or raise "
+            "READINESS['MAX_ACCESS_TOKEN_LIFETIME'] if the longer lifetime is intended.",
+        )
+    return passed(
+        f"Access tokens of the last {len(lifetimes)} login(s) live at most {longest} s "
+        f"(limit {limit} s).",
+        evidence=evidence,
+    )
 
 
 def needs_ledger(

@@ -207,3 +207,40 @@ class TestFailedRecords:
         result = run_probe("readiness.W061")
         assert result.status == FAIL
         assert f"3 record(s) failed in import run(s) {run.pk}, {cancelled.pk}" in result.message
+
+
+class TestAccessTokenLifetime:
+    @staticmethod
+    def logins(*lifetimes):
+        from django.contrib.auth import get_user_model
+
+        from scalekit_auth.models import ScalekitSession
+
+        user = get_user_model().objects.create_user("ada")
+        for index, lifetime in enumerate(lifetimes):
+            ScalekitSession.objects.create(
+                user=user, session_key=f"key{index}", access_token_lifetime=lifetime
+            )
+
+    @covers("readiness.W063", WARN)
+    def test_no_login_yet(self):
+        result = run_probe("readiness.W063")
+        assert result.status == WARN and "No login" in result.message
+
+    @covers("readiness.W063", PASS)
+    def test_short_lived_tokens_pass(self):
+        self.logins(300, 299, None)
+        result = run_probe("readiness.W063")
+        assert result.status == PASS, result.message
+        assert result.evidence == {"logins": 2, "longest_s": 300, "limit_s": 900}
+
+    @covers("readiness.W063", FAIL)
+    def test_one_long_lived_token_fails(self, settings):
+        settings.READINESS = {
+            **getattr(settings, "READINESS", {}),
+            "MAX_ACCESS_TOKEN_LIFETIME": 600,
+        }
+        self.logins(300, 3600)
+        result = run_probe("readiness.W063")
+        assert result.status == FAIL
+        assert "up to 3600 s" in result.message and "limit is 600 s" in result.message

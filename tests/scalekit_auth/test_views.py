@@ -232,3 +232,14 @@ def test_logout_forgets_the_session_record_and_the_cached_refresh(client, sdk, a
 
     assert caches["default"].get(result_key) is None
     assert ScalekitSession.objects.count() == 0
+
+
+def test_login_records_the_access_token_lifetime_scalekit_gave(client, sdk, auth_emulator):
+    auth_emulator.control.set_token_lifetimes(access_token=1800)
+    add_user(sdk, "ada@acme.example")
+    login(client, auth_emulator, "ada@acme.example")
+
+    recorded = ScalekitSession.objects.get(session_key=client.session.session_key)
+
+    assert 1800 <= recorded.access_token_lifetime <= 1803  # iat may be backdated a little
+    assert recorded.scalekit_session_id == client.session[SESSION_KEY]["claims"]["sid"]
