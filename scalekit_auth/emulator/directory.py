@@ -1,4 +1,5 @@
-"""The emulator's directory: organizations, users and their memberships, roles and permissions.
+"""The emulator's directory: organizations, users and their memberships, roles and permissions
+(the last two in ``roles.py``, mixed into :class:`Directory`; list plumbing in ``records.py``).
 
 State lives in memory as the SDK's own protobuf messages, behind one lock, with O(1) indexes
 (organization by id and external id, user by id, lower-cased email and external id, role and
@@ -16,12 +17,8 @@ Where the real service's behaviour is not known (marked [unknown] in
 
 from __future__ import annotations
 
-import base64
-import binascii
-import bisect
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,7 +27,6 @@ from typing import Any
 import grpc
 from google.protobuf import timestamp_pb2
 from google.protobuf.json_format import MessageToDict
-from google.protobuf.message import Message
 from scalekit.v1.commons import commons_pb2
 from scalekit.v1.organizations import organizations_pb2
 from scalekit.v1.roles import roles_pb2
@@ -39,18 +35,24 @@ from scalekit.v1.users import users_pb2
 from . import ids
 from .errors import EmulatorError, FieldViolation, invalid_argument, not_found
 from .persistence import SqlitePersistence
+from .records import (
+    Page,
+    Pending,
+    copy_message,
+    insert_sorted,
+    page_ids,
+    remove_sorted,
+    timestamp_now,
+)
+from .roles import PERMISSION_KIND, ROLE_KIND, RolesAndPermissions
 
 logger = logging.getLogger(__name__)
 
 ORGANIZATION_KIND = "directory.organization"
 USER_KIND = "directory.user"
-ROLE_KIND = "directory.role"
-PERMISSION_KIND = "directory.permission"
 DIRECTORY_KINDS = (ORGANIZATION_KIND, USER_KIND, ROLE_KIND, PERMISSION_KIND)
 
 DEFAULT_ENVIRONMENT_ID = "env_000000000000000001"
-DEFAULT_PAGE_SIZE = 10
-MAX_PAGE_SIZE = 100
 INVITATION_TTL_S = 7 * 24 * 3600
 PROVISIONING_METHOD = "direct_provision"
 
@@ -67,13 +69,6 @@ DEFAULT_DUPLICATE_STATUS: dict[str, grpc.StatusCode] = {
     "membership": grpc.StatusCode.INVALID_ARGUMENT,
 }
 
-ROLE_STILL_ASSIGNED = "role cannot be deleted as it is assigned to users"
-
-_SEED_ROLES = (
-    ("admin", "Admin", "Can manage the organization, its members and their roles.", True, False),
-    ("member", "Member", "A member of the organization.", False, True),
-)
-
 
 @dataclass(frozen=True)
 class Event:
@@ -84,92 +79,6 @@ class Event:
     object_type: str
     organization_id: str
     data: dict = field(default_factory=dict)
-
-
-@dataclass
-class Page:
-    """One page of a list, with opaque tokens (empty at either end) and the list's total size."""
-
-    items: list
-    next_page_token: str
-    prev_page_token: str
-    total_size: int
-
-
-# An event waiting for the lock to be released: (type, object type, organization id, payload),
-# the payload a message or a dict of messages, already copied.
-_Pending = tuple[str, str, str, Any]
-
-
-def _now() -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromNanoseconds(time.time_ns())
-    return stamp
-
-
-def _encode_token(list_name: str, direction: str, anchor: str) -> str:
-    raw = f"{list_name}|{direction}|{anchor}".encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _decode_token(token: str, list_name: str) -> tuple[str, str]:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        name, direction, anchor = raw.split("|", 2)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        name, direction, anchor = "", "", ""
-    if name != list_name or direction not in ("n", "p") or not anchor:
-        raise invalid_argument(
-            f'page_token "{token}" is not a token of this list; pass the next_page_token or '
-            "prev_page_token of a previous response unchanged",
-            [FieldViolation("page_token", "invalid page token", "page_token")],
-        )
-    return direction, anchor
-
-
-def _page_ids(ids_sorted: list[str], list_name: str, page_size: int, token: str) -> tuple:
-    """Keyset pagination over a sorted id list: O(log n + page size) per page.
-
-    [unknown] Scalekit documents page sizes of 10-100; 0 gives the default here, larger values
-    are capped at 100 and smaller ones honoured.
-    """
-    size = DEFAULT_PAGE_SIZE if page_size <= 0 else min(page_size, MAX_PAGE_SIZE)
-    total = len(ids_sorted)
-    if token:
-        direction, anchor = _decode_token(token, list_name)
-    else:
-        direction, anchor = "n", ""
-    if direction == "n":
-        start = bisect.bisect_right(ids_sorted, anchor) if anchor else 0
-        end = min(start + size, total)
-    else:
-        end = bisect.bisect_left(ids_sorted, anchor)
-        start = max(0, end - size)
-    page = ids_sorted[start:end]
-    next_token = _encode_token(list_name, "n", page[-1]) if page and end < total else ""
-    prev_token = _encode_token(list_name, "p", page[0]) if page and start > 0 else ""
-    return page, next_token, prev_token, total
-
-
-def _insert_sorted(ids_sorted: list[str], item: str) -> None:
-    if not ids_sorted or item > ids_sorted[-1]:
-        ids_sorted.append(item)
-        return
-    index = bisect.bisect_left(ids_sorted, item)
-    if index == len(ids_sorted) or ids_sorted[index] != item:
-        ids_sorted.insert(index, item)
-
-
-def _remove_sorted(ids_sorted: list[str], item: str) -> None:
-    index = bisect.bisect_left(ids_sorted, item)
-    if index < len(ids_sorted) and ids_sorted[index] == item:
-        del ids_sorted[index]
-
-
-def _copy(message: Message) -> Any:
-    clone = type(message)()
-    clone.CopyFrom(message)
-    return clone
 
 
 def _to_dict(payload: Any) -> dict:
@@ -208,7 +117,7 @@ def _by_id_or_external_id(
     )
 
 
-class Directory:
+class Directory(RolesAndPermissions):
     """Thread-safe in-memory directory of one Scalekit environment."""
 
     def __init__(
@@ -286,21 +195,6 @@ class Directory:
         for members in self._members.values():
             members.sort()
 
-    def _seed_roles(self) -> None:
-        for name, display_name, description, creator, member in _SEED_ROLES:
-            role = roles_pb2.Role(
-                id=ids.new_id("role"),
-                name=name,
-                display_name=display_name,
-                description=description,
-                default_creator=creator,
-                default_member=member,
-            )
-            self._roles[name] = role
-            self._role_by_id[role.id] = name
-            self._role_permissions[name] = {}
-            self._save_role(role)
-
     def _index_organization(self, org: organizations_pb2.Organization) -> None:
         self._orgs[org.id] = org
         self._org_ids.append(org.id)
@@ -309,11 +203,6 @@ class Directory:
         if org.HasField("slug") and org.slug:
             self._org_by_slug[org.slug] = org.id
         self._members.setdefault(org.id, [])
-
-    def _index_permission(self, permission: roles_pb2.Permission) -> None:
-        self._permissions[permission.name] = permission
-        _insert_sorted(self._permission_ids, permission.id)
-        self._permission_by_id[permission.id] = permission.name
 
     def _hold_roles(self, user_id: str, membership: commons_pb2.OrganizationMembership) -> None:
         for role in membership.roles:
@@ -339,17 +228,6 @@ class Directory:
         if self._persistence is not None:
             self._persistence.save(USER_KIND, user.id, user.SerializeToString())
 
-    def _save_role(self, role: roles_pb2.Role) -> None:
-        if self._persistence is not None:
-            stored = _copy(role)
-            for name in self._role_permissions.get(role.name, {}):
-                stored.permissions.add(name=name, role_name=role.name)
-            self._persistence.save(ROLE_KIND, role.name, stored.SerializeToString())
-
-    def _save_permission(self, permission: roles_pb2.Permission) -> None:
-        if self._persistence is not None:
-            self._persistence.save(PERMISSION_KIND, permission.name, permission.SerializeToString())
-
     def _forget(self, kind: str, key: str) -> None:
         if self._persistence is not None:
             self._persistence.delete(kind, key)
@@ -361,7 +239,7 @@ class Directory:
         with self._lock:
             self._subscribers = [*self._subscribers, callback]
 
-    def _emit(self, pending: list[_Pending]) -> None:
+    def _emit(self, pending: list[Pending]) -> None:
         subscribers = self._subscribers
         if not pending or not subscribers:
             return
@@ -376,7 +254,9 @@ class Directory:
     def _membership_payload(self, org_id: str, user: users_pb2.User) -> dict:
         org = self._orgs.get(org_id)
         return {
-            "organization": _copy(org) if org is not None else organizations_pb2.Organization(),
+            "organization": copy_message(org)
+            if org is not None
+            else organizations_pb2.Organization(),
             "user": self._export_user(user),
         }
 
@@ -422,28 +302,28 @@ class Directory:
     def get_organization(self, org_id: str) -> organizations_pb2.Organization | None:
         with self._lock:
             org = self._orgs.get(org_id)
-            return _copy(org) if org is not None else None
+            return copy_message(org) if org is not None else None
 
     def get_organization_by_external_id(
         self, external_id: str
     ) -> organizations_pb2.Organization | None:
         with self._lock:
             found = self._org_by_external_id.get(external_id)
-            return _copy(self._orgs[found]) if found else None
+            return copy_message(self._orgs[found]) if found else None
 
     def require_organization(
         self, org_id: str = "", external_id: str = ""
     ) -> organizations_pb2.Organization:
         """The organization with this id (or else external id); NOT_FOUND otherwise."""
         with self._lock:
-            return _copy(self._org(org_id, external_id))
+            return copy_message(self._org(org_id, external_id))
 
     def create_organization(
         self, spec: organizations_pb2.CreateOrganization
     ) -> organizations_pb2.Organization:
         """[unknown] an empty ``external_id`` or ``slug`` is treated as not given. An
         unspecified region becomes ``US`` (the docs: "currently limited to US")."""
-        pending: list[_Pending] = []
+        pending: list[Pending] = []
         with self._lock:
             external_id = spec.external_id if spec.HasField("external_id") else ""
             slug = spec.slug if spec.HasField("slug") else ""
@@ -456,7 +336,7 @@ class Directory:
                 raise self._duplicate(
                     "organization_slug", f'organization with slug "{slug}" already exists'
                 )
-            now = _now()
+            now = timestamp_now()
             org = organizations_pb2.Organization(
                 id=ids.new_id("org"),
                 display_name=spec.display_name,
@@ -473,9 +353,9 @@ class Directory:
                 org.logo_url = spec.logo_url
             self._index_organization(org)
             self._save_org(org)
-            result = _copy(org)
+            result = copy_message(org)
             if self._subscribers:
-                pending.append(("organization.created", "Organization", org.id, _copy(org)))
+                pending.append(("organization.created", "Organization", org.id, copy_message(org)))
         self._emit(pending)
         return result
 
@@ -487,12 +367,12 @@ class Directory:
         with self._lock:
             if external_id is not None:
                 found = self._org_by_external_id.get(external_id)
-                items = [_copy(self._orgs[found])] if found else []
+                items = [copy_message(self._orgs[found])] if found else []
                 return Page(items, "", "", len(items))
-            page, next_token, prev_token, total = _page_ids(
+            page, next_token, prev_token, total = page_ids(
                 self._org_ids, "organizations", page_size, page_token
             )
-            return Page([_copy(self._orgs[i]) for i in page], next_token, prev_token, total)
+            return Page([copy_message(self._orgs[i]) for i in page], next_token, prev_token, total)
 
     def update_organization(
         self,
@@ -509,10 +389,10 @@ class Directory:
         replaces the stored map ([unknown]: replace versus merge). With a mask (``paths``), exactly
         the named fields are copied, so an empty value clears.
         """
-        pending: list[_Pending] = []
+        pending: list[Pending] = []
         with self._lock:
             org = self._org(org_id, external_id)
-            updated = _copy(org)
+            updated = copy_message(org)
             fields = self._organization_update_fields(spec, list(paths))
             for name in fields:
                 if name == "metadata":
@@ -547,12 +427,12 @@ class Directory:
                 self._org_by_slug.pop(old_slug, None)
                 if new_slug:
                     self._org_by_slug[new_slug] = org.id
-            updated.update_time.CopyFrom(_now())
+            updated.update_time.CopyFrom(timestamp_now())
             org.CopyFrom(updated)
             self._save_org(org)
-            result = _copy(org)
+            result = copy_message(org)
             if self._subscribers:
-                pending.append(("organization.updated", "Organization", org.id, _copy(org)))
+                pending.append(("organization.updated", "Organization", org.id, copy_message(org)))
         self._emit(pending)
         return result
 
@@ -587,7 +467,7 @@ class Directory:
         self, org_id: str, features: Iterable[organizations_pb2.OrganizationSettingsFeature]
     ) -> organizations_pb2.Organization:
         """Set feature flags (e.g. ``sso``, ``dir_sync``) by name, keeping the others."""
-        pending: list[_Pending] = []
+        pending: list[Pending] = []
         with self._lock:
             org = self._org(org_id)
             current = {f.name: f for f in org.settings.features}
@@ -596,18 +476,18 @@ class Directory:
                     current[feature.name].enabled = feature.enabled
                 else:
                     org.settings.features.add(name=feature.name, enabled=feature.enabled)
-            org.update_time.CopyFrom(_now())
+            org.update_time.CopyFrom(timestamp_now())
             self._save_org(org)
-            result = _copy(org)
+            result = copy_message(org)
             if self._subscribers:
-                pending.append(("organization.updated", "Organization", org.id, _copy(org)))
+                pending.append(("organization.updated", "Organization", org.id, copy_message(org)))
         self._emit(pending)
         return result
 
     def delete_organization(self, org_id: str = "", external_id: str = "") -> None:
         """Delete the organization and every membership in it. Users stay (they belong to the
         environment), even when left without a membership [unknown]."""
-        pending: list[_Pending] = []
+        pending: list[Pending] = []
         with self._lock:
             org = self._org(org_id, external_id)
             changed_users = []
@@ -621,7 +501,7 @@ class Directory:
                         break
                 changed_users.append(user)
             del self._orgs[org.id]
-            _remove_sorted(self._org_ids, org.id)
+            remove_sorted(self._org_ids, org.id)
             if org.HasField("external_id"):
                 self._org_by_external_id.pop(org.external_id, None)
             if org.HasField("slug"):
@@ -632,7 +512,7 @@ class Directory:
                 )
                 self._persistence.delete(ORGANIZATION_KIND, org.id)
             if self._subscribers:
-                pending.append(("organization.deleted", "Organization", org.id, _copy(org)))
+                pending.append(("organization.deleted", "Organization", org.id, copy_message(org)))
         self._emit(pending)
 
     # -- users ------------------------------------------------------------------------------------
@@ -645,7 +525,7 @@ class Directory:
     def _export_user(self, user: users_pb2.User) -> users_pb2.User:
         """A copy as served: each membership role carries the role's id and display name when the
         role exists, and the membership its effective permissions."""
-        out = _copy(user)
+        out = copy_message(user)
         for membership in out.memberships:
             names = []
             for role_ref in membership.roles:
@@ -696,7 +576,7 @@ class Directory:
         unknown organization is NOT_FOUND; a duplicate email or external id answers with
         ``duplicate_status``. The email is stored as given and matched case-insensitively.
         """
-        pending: list[_Pending] = []
+        pending: list[Pending] = []
         with self._lock:
             if not organization_id:
                 raise invalid_argument(
@@ -715,7 +595,7 @@ class Directory:
                     "user_external_id", f'user with external_id "{external_id}" already exists'
                 )
             roles = self._membership_role_names(spec.membership.roles, org.id)
-            now = _now()
+            now = timestamp_now()
             user = users_pb2.User(
                 id=ids.new_id("usr"),
                 environment_id=self.environment_id,
@@ -735,7 +615,7 @@ class Directory:
             user.memberships.append(membership)
 
             self._users[user.id] = user
-            _insert_sorted(self._user_ids, user.id)
+            insert_sorted(self._user_ids, user.id)
             self._user_by_email[email_key] = user.id
             if external_id:
                 self._user_by_external_id[external_id] = user.id
@@ -753,7 +633,7 @@ class Directory:
     ) -> users_pb2.User:
         """Index a membership just added to ``user``, store the user and queue its events
         (under the lock); return the user as served."""
-        _insert_sorted(self._members.setdefault(org.id, []), user.id)
+        insert_sorted(self._members.setdefault(org.id, []), user.id)
         self._hold_roles(user.id, membership)
         self._membership_count += 1
         if send_invitation_email:
@@ -761,7 +641,7 @@ class Directory:
         self._save_user(user)
         result = self._export_user(user)
         if self._subscribers:
-            payload = {"organization": _copy(org), "user": result}
+            payload = {"organization": copy_message(org), "user": result}
             pending.append(
                 ("user.organization_membership_created", "OrgMembershipEvent", org.id, payload)
             )
@@ -862,7 +742,7 @@ class Directory:
     def list_users(self, page_size: int = 0, page_token: str = "") -> Page:
         """A page of the environment's users, in creation order."""
         with self._lock:
-            page, next_token, prev_token, total = _page_ids(
+            page, next_token, prev_token, total = page_ids(
                 self._user_ids, "users", page_size, page_token
             )
             items = [self._export_user(self._users[i]) for i in page]
@@ -874,7 +754,7 @@ class Directory:
         """A page of an organization's members, in user creation order."""
         with self._lock:
             org = self._org(organization_id)
-            page, next_token, prev_token, total = _page_ids(
+            page, next_token, prev_token, total = page_ids(
                 self._members.get(org.id, []), f"members:{org.id}", page_size, page_token
             )
             items = [self._export_user(self._users[i]) for i in page]
@@ -909,7 +789,7 @@ class Directory:
                 user.metadata.update(spec.metadata)
             if spec.HasField("user_profile"):
                 self._apply_profile_update(user.user_profile, spec.user_profile)
-            user.update_time.CopyFrom(_now())
+            user.update_time.CopyFrom(timestamp_now())
             self._save_user(user)
             return self._export_user(user)
 
@@ -947,7 +827,7 @@ class Directory:
     def delete_user(self, user_id: str = "", external_id: str = "") -> None:
         """Delete the user and its memberships. [unknown] a
         ``user.organization_membership_deleted`` event is sent for each membership."""
-        pending: list[_Pending] = []
+        pending: list[Pending] = []
         with self._lock:
             user = self._user(user_id, external_id)
             if self._subscribers:
@@ -968,11 +848,11 @@ class Directory:
             self._release_roles(user.id, membership)
             members = self._members.get(membership.organization_id)
             if members is not None:
-                _remove_sorted(members, user.id)
+                remove_sorted(members, user.id)
             self._membership_count -= 1
             self._invites_resent.pop((user.id, membership.organization_id), None)
         del self._users[user.id]
-        _remove_sorted(self._user_ids, user.id)
+        remove_sorted(self._user_ids, user.id)
         self._user_by_email.pop(user.email.lower(), None)
         if user.HasField("external_id"):
             self._user_by_external_id.pop(user.external_id, None)
@@ -984,7 +864,7 @@ class Directory:
             user = self._users.get(user_id)
             if user is None:
                 raise LookupError(f'user "{user_id}" not found')
-            user.last_login_time.CopyFrom(_now())
+            user.last_login_time.CopyFrom(timestamp_now())
             self._save_user(user)
 
     # -- memberships ------------------------------------------------------------------------------
@@ -1010,7 +890,7 @@ class Directory:
         """Add an existing user to an organization (same role defaults and invitation rules as
         :meth:`create_user_and_membership`). [unknown] an existing membership answers with
         ``duplicate_status["membership"]``."""
-        pending: list[_Pending] = []
+        pending: list[Pending] = []
         with self._lock:
             org = self._org(organization_id)
             user = self._user(user_id, external_id)
@@ -1020,7 +900,7 @@ class Directory:
                     f'membership of user "{user.id}" in organization "{org.id}" already exists',
                 )
             roles = self._membership_role_names(spec.roles, org.id)
-            now = _now()
+            now = timestamp_now()
             membership = self._new_membership(org, roles, spec, send_invitation_email, now)
             user.memberships.append(membership)
             user.update_time.CopyFrom(now)
@@ -1038,7 +918,7 @@ class Directory:
     ) -> users_pb2.User:
         """Non-empty ``roles`` replace the membership's roles; non-empty ``metadata`` replaces
         its metadata ([unknown]: replace versus merge)."""
-        pending: list[_Pending] = []
+        pending: list[Pending] = []
         with self._lock:
             org = self._org(organization_id)
             user = self._user(user_id, external_id)
@@ -1055,11 +935,11 @@ class Directory:
             if spec.metadata:
                 membership.metadata.clear()
                 membership.metadata.update(spec.metadata)
-            user.update_time.CopyFrom(_now())
+            user.update_time.CopyFrom(timestamp_now())
             self._save_user(user)
             result = self._export_user(user)
             if self._subscribers:
-                payload = {"organization": _copy(org), "user": result}
+                payload = {"organization": copy_message(org), "user": result}
                 pending.append(
                     ("user.organization_membership_updated", "OrgMembershipEvent", org.id, payload)
                 )
@@ -1076,7 +956,7 @@ class Directory:
     ) -> None:
         """Remove a membership. With ``cascade`` (the default, per the field's description) a
         user left without memberships is deleted too."""
-        pending: list[_Pending] = []
+        pending: list[Pending] = []
         with self._lock:
             org = self._org(organization_id)
             user = self._user(user_id, external_id)
@@ -1096,18 +976,18 @@ class Directory:
             del user.memberships[index]
             self._membership_count -= 1
             self._invites_resent.pop((user.id, org.id), None)
-            _remove_sorted(self._members.get(org.id, []), user.id)
+            remove_sorted(self._members.get(org.id, []), user.id)
             if cascade and not user.memberships:
                 self._drop_user(user)
             else:
-                user.update_time.CopyFrom(_now())
+                user.update_time.CopyFrom(timestamp_now())
                 self._save_user(user)
         self._emit(pending)
 
     def resend_invite(self, organization_id: str, user_id: str) -> users_pb2.Invite:
         """Send the invitation again (recorded), extending its expiry. FAILED_PRECONDITION when
         the membership is not a pending invitation [unknown]."""
-        pending: list[_Pending] = []
+        pending: list[Pending] = []
         with self._lock:
             org = self._org(organization_id)
             user = self._user(user_id)
@@ -1119,7 +999,7 @@ class Directory:
                     grpc.StatusCode.FAILED_PRECONDITION,
                     f'user "{user.id}" has no pending invitation to organization "{org.id}"',
                 )
-            now = _now()
+            now = timestamp_now()
             membership.expires_at.FromSeconds(now.seconds + INVITATION_TTL_S)
             count = self._invites_resent.get((user.id, org.id), 0) + 1
             self._invites_resent[(user.id, org.id)] = count
@@ -1189,394 +1069,3 @@ class Directory:
                 for p in (self._permissions.get(n) for n in self._permissions_for(names))
                 if p is not None
             ]
-
-    # -- roles ------------------------------------------------------------------------------------
-
-    def _role(self, name: str) -> roles_pb2.Role:
-        role = self._roles.get(name)
-        if role is None:
-            raise not_found(f'role "{name}" not found')
-        return role
-
-    def _ancestry(self, name: str) -> list[str]:
-        """``name`` and the roles it extends, nearest first (cycle-safe)."""
-        chain: list[str] = []
-        current: str | None = name
-        while current and current not in chain and current in self._roles:
-            chain.append(current)
-            role = self._roles[current]
-            current = role.extends if role.HasField("extends") else None
-        return chain
-
-    def _permissions_for(self, role_names: Iterable[str]) -> list[str]:
-        seen: dict[str, None] = {}
-        for name in role_names:
-            for ancestor in self._ancestry(name):
-                for permission in self._role_permissions.get(ancestor, {}):
-                    seen[permission] = None
-        return list(seen)
-
-    def permissions_for_roles(self, role_names: Iterable[str]) -> list[str]:
-        """The permission names granted by these roles, including those of the roles they
-        extend, each once, in role order. Unknown role names grant nothing."""
-        with self._lock:
-            return self._permissions_for(role_names)
-
-    def _role_permission_entries(self, name: str, include: str) -> list[roles_pb2.RolePermission]:
-        sources = [name] if include == "permissions" else self._ancestry(name)
-        entries = []
-        seen: set[str] = set()
-        for source in sources:
-            for permission_name in self._role_permissions.get(source, {}):
-                if permission_name in seen:
-                    continue
-                seen.add(permission_name)
-                permission = self._permissions.get(permission_name)
-                entry = roles_pb2.RolePermission(name=permission_name, role_name=source)
-                if permission is not None:
-                    entry.id = permission.id
-                    entry.description = permission.description
-                    entry.create_time.CopyFrom(permission.create_time)
-                    entry.update_time.CopyFrom(permission.update_time)
-                entries.append(entry)
-        return entries
-
-    def _export_role(self, role: roles_pb2.Role, include: str = "") -> roles_pb2.Role:
-        """A copy as served: ``permissions`` only when asked (``permissions`` for the role's own,
-        ``permissions:all`` with inherited ones), per the ``include`` field's description."""
-        out = _copy(role)
-        out.dependent_roles_count = sum(
-            1
-            for other in self._roles.values()
-            if other.HasField("extends") and other.extends == role.name
-        )
-        if include:
-            out.permissions.extend(self._role_permission_entries(role.name, include))
-        return out
-
-    def _require_permissions(self, names: Iterable[str]) -> list[str]:
-        missing = [name for name in names if name not in self._permissions]
-        if missing:
-            raise not_found(
-                "permission(s) not found: "
-                + ", ".join(f'"{name}"' for name in missing)
-                + "; create them before assigning them to a role"
-            )
-        return list(dict.fromkeys(names))
-
-    def create_role(self, spec: roles_pb2.CreateRole) -> roles_pb2.Role:
-        """Duplicate names are INVALID_ARGUMENT "duplicate key not allowed" [tests]. [unknown] an
-        unknown ``extends`` role or permission is NOT_FOUND."""
-        pending: list[_Pending] = []
-        with self._lock:
-            if spec.name in self._roles:
-                raise invalid_argument(
-                    f'duplicate key not allowed: role "{spec.name}" already exists'
-                )
-            if spec.HasField("extends") and spec.extends:
-                self._role(spec.extends)
-            permissions = self._require_permissions(spec.permissions)
-            role = roles_pb2.Role(
-                id=ids.new_id("role"), name=spec.name, display_name=spec.display_name
-            )
-            if spec.HasField("description"):
-                role.description = spec.description
-            if spec.HasField("extends") and spec.extends:
-                role.extends = spec.extends
-            self._roles[role.name] = role
-            self._role_by_id[role.id] = role.name
-            self._role_permissions[role.name] = dict.fromkeys(permissions)
-            self._save_role(role)
-            result = self._export_role(role, "permissions")
-            if self._subscribers:
-                pending.append(("role.created", "Role", "", result))
-        self._emit(pending)
-        return result
-
-    def get_role(self, name: str, include: str = "") -> roles_pb2.Role:
-        with self._lock:
-            return self._export_role(self._role(name), include)
-
-    def list_roles(self, include: str = "") -> list[roles_pb2.Role]:
-        with self._lock:
-            return [self._export_role(role, include) for role in self._roles.values()]
-
-    def update_role(self, name: str, spec: roles_pb2.UpdateRole) -> roles_pb2.Role:
-        """Present fields are set; non-empty ``permissions`` replace the role's permissions (per
-        the field's description). Extending a role that (indirectly) extends this one is
-        INVALID_ARGUMENT."""
-        pending: list[_Pending] = []
-        with self._lock:
-            role = self._role(name)
-            if spec.HasField("extends"):
-                parent = spec.extends
-                self._role(parent)
-                if name in self._ancestry(parent):
-                    raise invalid_argument(
-                        f'role "{name}" cannot extend "{parent}": "{parent}" already extends '
-                        f'"{name}"'
-                    )
-            permissions = self._require_permissions(spec.permissions) if spec.permissions else None
-            if spec.HasField("display_name"):
-                role.display_name = spec.display_name
-            if spec.HasField("description"):
-                role.description = spec.description
-            if spec.HasField("extends"):
-                role.extends = spec.extends
-            if permissions is not None:
-                self._role_permissions[name] = dict.fromkeys(permissions)
-            self._save_role(role)
-            result = self._export_role(role, "permissions")
-            if self._subscribers:
-                pending.append(("role.updated", "Role", "", result))
-        self._emit(pending)
-        return result
-
-    def delete_role(self, name: str, reassign_to: str = "") -> None:
-        """Delete a role. While memberships hold it: without ``reassign_to`` FAILED_PRECONDITION
-        "role cannot be deleted as it is assigned to users" [tests, exact message]; with it, those
-        memberships get ``reassign_to`` instead. [unknown] a role other roles extend, or the
-        default creator/member role, cannot be deleted (FAILED_PRECONDITION)."""
-        pending: list[_Pending] = []
-        with self._lock:
-            role = self._role(name)
-            if role.default_creator or role.default_member:
-                raise EmulatorError(
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    f'role "{name}" is a default role and cannot be deleted; make another role '
-                    "the default first",
-                )
-            dependents = [
-                r.name for r in self._roles.values() if r.HasField("extends") and r.extends == name
-            ]
-            if dependents:
-                raise EmulatorError(
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    f'role "{name}" cannot be deleted as other roles extend it: '
-                    + ", ".join(dependents),
-                )
-            holders = self._role_holders.get(name, set())
-            if holders and not reassign_to:
-                raise EmulatorError(grpc.StatusCode.FAILED_PRECONDITION, ROLE_STILL_ASSIGNED)
-            if holders:
-                if reassign_to not in self._roles and reassign_to in self._role_by_id:
-                    reassign_to = self._role_by_id[reassign_to]
-                self._role(reassign_to)
-                if reassign_to == name:
-                    raise invalid_argument(f'cannot reassign users of role "{name}" to itself')
-                for user_id, org_id in sorted(holders):
-                    user = self._users[user_id]
-                    _index, membership = self._membership_of(user, org_id)
-                    if membership is None:
-                        continue
-                    names = [r.name for r in membership.roles]
-                    names = list(dict.fromkeys(reassign_to if n == name else n for n in names))
-                    del membership.roles[:]
-                    for new_name in names:
-                        membership.roles.add(name=new_name)
-                    self._role_holders.setdefault(reassign_to, set()).add((user_id, org_id))
-                    self._save_user(user)
-                    if self._subscribers:
-                        pending.append(
-                            (
-                                "user.organization_membership_updated",
-                                "OrgMembershipEvent",
-                                org_id,
-                                self._membership_payload(org_id, user),
-                            )
-                        )
-                self._role_holders.pop(name, None)
-            exported = self._export_role(role, "permissions")
-            del self._roles[name]
-            self._role_by_id.pop(role.id, None)
-            self._role_permissions.pop(name, None)
-            self._forget(ROLE_KIND, name)
-            if self._subscribers:
-                pending.append(("role.deleted", "Role", "", exported))
-        self._emit(pending)
-
-    def role_users_count(self, name: str) -> int:
-        """How many users hold the role in at least one organization."""
-        with self._lock:
-            self._role(name)
-            return len({user_id for user_id, _org in self._role_holders.get(name, ())})
-
-    def update_default_roles(
-        self, creator: str = "", member: str = ""
-    ) -> tuple[roles_pb2.Role, roles_pb2.Role]:
-        pending: list[_Pending] = []
-        with self._lock:
-            for name in (creator, member):
-                if name:
-                    self._role(name)
-            for flag, name in (("default_creator", creator), ("default_member", member)):
-                if not name:
-                    continue
-                for role in self._roles.values():
-                    value = role.name == name
-                    if getattr(role, flag) != value:
-                        setattr(role, flag, value)
-                        self._save_role(role)
-                        if self._subscribers:
-                            pending.append(("role.updated", "Role", "", self._export_role(role)))
-            creator_role = next((r for r in self._roles.values() if r.default_creator), None)
-            member_role = next((r for r in self._roles.values() if r.default_member), None)
-            result = (
-                self._export_role(creator_role) if creator_role else roles_pb2.Role(),
-                self._export_role(member_role) if member_role else roles_pb2.Role(),
-            )
-        self._emit(pending)
-        return result
-
-    def list_dependent_roles(self, name: str) -> list[roles_pb2.Role]:
-        with self._lock:
-            self._role(name)
-            return [
-                self._export_role(role)
-                for role in self._roles.values()
-                if role.HasField("extends") and role.extends == name
-            ]
-
-    def delete_role_base(self, name: str) -> None:
-        """Remove the role's ``extends`` link."""
-        pending: list[_Pending] = []
-        with self._lock:
-            role = self._role(name)
-            if role.HasField("extends"):
-                role.ClearField("extends")
-                self._save_role(role)
-                if self._subscribers:
-                    pending.append(("role.updated", "Role", "", self._export_role(role)))
-        self._emit(pending)
-
-    # -- permissions ------------------------------------------------------------------------------
-
-    def _permission(self, name: str) -> roles_pb2.Permission:
-        permission = self._permissions.get(name)
-        if permission is None:
-            raise not_found(f'permission "{name}" not found')
-        return permission
-
-    def create_permission(self, spec: roles_pb2.CreatePermission) -> roles_pb2.Permission:
-        """Duplicate names are INVALID_ARGUMENT "duplicate key not allowed" [tests]."""
-        pending: list[_Pending] = []
-        with self._lock:
-            if spec.name in self._permissions:
-                raise invalid_argument(
-                    f'duplicate key not allowed: permission "{spec.name}" already exists'
-                )
-            now = _now()
-            permission = roles_pb2.Permission(
-                id=ids.new_id("perm"), name=spec.name, description=spec.description
-            )
-            permission.create_time.CopyFrom(now)
-            permission.update_time.CopyFrom(now)
-            self._index_permission(permission)
-            self._save_permission(permission)
-            result = _copy(permission)
-            if self._subscribers:
-                pending.append(("permission.created", "Permission", "", _copy(permission)))
-        self._emit(pending)
-        return result
-
-    def get_permission(self, name: str) -> roles_pb2.Permission:
-        with self._lock:
-            return _copy(self._permission(name))
-
-    def update_permission(
-        self, name: str, spec: roles_pb2.CreatePermission
-    ) -> roles_pb2.Permission:
-        """Only the description can change. [unknown] renaming is refused (INVALID_ARGUMENT), as
-        role names are immutable."""
-        pending: list[_Pending] = []
-        with self._lock:
-            permission = self._permission(name)
-            if spec.name != name:
-                raise invalid_argument(
-                    f'permission "{name}" cannot be renamed to "{spec.name}"; create a new '
-                    "permission instead",
-                    [FieldViolation("permission.name", "must equal permission_name", "immutable")],
-                )
-            permission.description = spec.description
-            permission.update_time.CopyFrom(_now())
-            self._save_permission(permission)
-            result = _copy(permission)
-            if self._subscribers:
-                pending.append(("permission.updated", "Permission", "", _copy(permission)))
-        self._emit(pending)
-        return result
-
-    def list_permissions(
-        self, page_size: int = 0, page_token: str = "", permission_type: int = 0
-    ) -> Page:
-        """Environment permissions in creation order. The emulator has no Scalekit-predefined
-        permissions, so ``type=SCALEKIT`` lists nothing."""
-        with self._lock:
-            if permission_type == roles_pb2.SCALEKIT:
-                return Page([], "", "", 0)
-            page, next_token, prev_token, total = _page_ids(
-                self._permission_ids, "permissions", page_size, page_token
-            )
-            items = [_copy(self._permissions[self._permission_by_id[i]]) for i in page]
-            return Page(items, next_token, prev_token, total)
-
-    def delete_permission(self, name: str) -> None:
-        """Delete a permission and take it off every role that had it."""
-        pending: list[_Pending] = []
-        with self._lock:
-            permission = self._permission(name)
-            for role_name, permissions in self._role_permissions.items():
-                if name in permissions:
-                    del permissions[name]
-                    self._save_role(self._roles[role_name])
-            del self._permissions[name]
-            del self._permission_by_id[permission.id]
-            _remove_sorted(self._permission_ids, permission.id)
-            self._forget(PERMISSION_KIND, name)
-            if self._subscribers:
-                pending.append(("permission.deleted", "Permission", "", _copy(permission)))
-        self._emit(pending)
-
-    def _permission_messages(self, names: Iterable[str]) -> list[roles_pb2.Permission]:
-        return [_copy(self._permissions[n]) for n in names if n in self._permissions]
-
-    def list_role_permissions(self, role_name: str) -> list[roles_pb2.Permission]:
-        with self._lock:
-            self._role(role_name)
-            return self._permission_messages(self._role_permissions.get(role_name, {}))
-
-    def list_effective_role_permissions(self, role_name: str) -> list[roles_pb2.Permission]:
-        with self._lock:
-            self._role(role_name)
-            return self._permission_messages(self._permissions_for([role_name]))
-
-    def add_permissions_to_role(
-        self, role_name: str, permission_names: Iterable[str]
-    ) -> list[roles_pb2.Permission]:
-        """Add permissions (already there: no-op) and return all the role's own permissions."""
-        pending: list[_Pending] = []
-        with self._lock:
-            role = self._role(role_name)
-            names = self._require_permissions(permission_names)
-            current = self._role_permissions.setdefault(role_name, {})
-            for name in names:
-                current[name] = None
-            self._save_role(role)
-            result = self._permission_messages(current)
-            if self._subscribers:
-                pending.append(("role.updated", "Role", "", self._export_role(role, "permissions")))
-        self._emit(pending)
-        return result
-
-    def remove_permission_from_role(self, role_name: str, permission_name: str) -> None:
-        pending: list[_Pending] = []
-        with self._lock:
-            role = self._role(role_name)
-            current = self._role_permissions.get(role_name, {})
-            if permission_name not in current:
-                raise not_found(f'role "{role_name}" has no permission "{permission_name}"')
-            del current[permission_name]
-            self._save_role(role)
-            if self._subscribers:
-                pending.append(("role.updated", "Role", "", self._export_role(role, "permissions")))
-        self._emit(pending)

@@ -12,14 +12,10 @@ from scalekit.v1.organizations import organizations_pb2
 from scalekit.v1.roles import roles_pb2
 from scalekit.v1.users import users_pb2
 
-from scalekit_auth.emulator.directory import (
-    DIRECTORY_KINDS,
-    ROLE_STILL_ASSIGNED,
-    Directory,
-    Event,
-)
+from scalekit_auth.emulator.directory import DIRECTORY_KINDS, Directory, Event
 from scalekit_auth.emulator.errors import EmulatorError
 from scalekit_auth.emulator.persistence import SqlitePersistence
+from scalekit_auth.emulator.roles import ROLE_STILL_ASSIGNED
 
 from .directory_factories import (
     CreateOrganizationFactory,

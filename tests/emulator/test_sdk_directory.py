@@ -21,7 +21,7 @@ from scalekit.v1.organizations import organizations_pb2
 from scalekit.v1.roles import roles_pb2
 from scalekit.v1.users import users_pb2
 
-from scalekit_auth.emulator.directory import ROLE_STILL_ASSIGNED
+from scalekit_auth.emulator.roles import ROLE_STILL_ASSIGNED
 from scalekit_auth.emulator.testing import start_emulator
 
 from .directory_factories import (
