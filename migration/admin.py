@@ -87,6 +87,7 @@ class ImportRunAdmin(admin.ModelAdmin):
         "created_by",
         "created_at",
         "started_at",
+        "resumed_at",
         "finished_at",
         "verified_at",
         "differences",
@@ -307,23 +308,31 @@ class ImportRecordAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry the selected failed records", permissions=["change"])
     def retry_records(self, request: HttpRequest, queryset: QuerySet[ImportRecord]) -> None:
-        selected = queryset.filter(status=Status.FAILED)
-        by_run: dict[int, int] = {}
-        for run_id in selected.values_list("run_id", flat=True):
-            by_run[run_id] = by_run.get(run_id, 0) + 1
+        """Send again the selected failed records, and only those (other failures stay)."""
+        by_run: dict[int, list[int]] = {}
+        for pk, run_id in queryset.filter(status=Status.FAILED).values_list("pk", "run_id"):
+            by_run.setdefault(run_id, []).append(pk)
+        if not by_run:
+            self.message_user(request, "No failed record selected.", messages.WARNING)
         for run in ImportRun.objects.filter(pk__in=list(by_run)):
-            if run.status == ImportRun.Status.RUNNING or run.dry_run:
+            if (
+                run.status in (ImportRun.Status.RUNNING, ImportRun.Status.ROLLED_BACK)
+                or run.dry_run
+            ):
                 self.message_user(
-                    request, f"Run {run.pk} is running or a dry run: not retried.", messages.WARNING
+                    request,
+                    f"Run {run.pk} is running, rolled back or a dry run: not retried.",
+                    messages.WARNING,
                 )
                 continue
-            selected.filter(run=run).update(status=Status.PENDING, recheck=True, claimed_by="")
-            runner.prepare_resume(run)
+            retried = runner.retry_records(run, by_run[run.pk])
+            pending = run.count("pending") - retried
             how = runner.launch(run)
+            also = f" (and the run's {pending} other pending record(s))" if pending > 0 else ""
             self.log_change(
-                request, run, f"Retried {by_run[run.pk]} selected failed record(s), {how}."
+                request, run, f"Retried {retried} selected failed record(s){also}, {how}."
             )
-            self.message_user(request, f"Run {run.pk}: {by_run[run.pk]} record(s) retried, {how}.")
+            self.message_user(request, f"Run {run.pk}: {retried} record(s) retried{also}, {how}.")
 
 
 @admin.register(VerificationDifference)

@@ -29,7 +29,7 @@ from scalekit_auth.client import get_client
 
 from .conf import app_settings
 from .flows import FLOWS
-from .flows.context import FlowContext, OrganizationRef
+from .flows.context import FlowContext, OrganizationRef, RoleRef
 from .gateway import CallStats, Fatal, Gateway, Permanent, ScalekitCallError, Transient
 from .models import ImportRecord, ImportRun
 from .ratelimit import get_rate_limiter
@@ -169,6 +169,22 @@ def load_organizations(run: ImportRun, records: list[ImportRecord]) -> dict[str,
     return refs
 
 
+def load_unavailable_roles(run: ImportRun, records: list[ImportRecord]) -> dict[str, RoleRef]:
+    """The roles these users name that this run had to create and did not (failed, or not sent)."""
+    wanted = {
+        role
+        for record in records
+        for m in record.payload.get("memberships", [])
+        for role in m["roles"]
+    }
+    rows = (
+        run.records.filter(kind=ImportRecord.Kind.ROLE, key__in=list(wanted))
+        .exclude(status__in=[Status.INVALID, Status.SUCCEEDED])
+        .values_list("key", "status", "last_error", "retryable")
+    )
+    return {key: RoleRef(key, status, error, retryable) for key, status, error, retryable in rows}
+
+
 def process_record(
     record: ImportRecord, flow: Callable, ctx: FlowContext, max_attempts: int
 ) -> None:
@@ -237,9 +253,9 @@ def claim_batch(run_id: int, kind: str, lo: int, hi: int, token: str | None = No
     gateway = build_gateway(run)
     with ledger_lock():
         records = claim(run, kind, lo, hi, token)
-        organizations = (
-            load_organizations(run, records) if kind == ImportRecord.Kind.USER and records else {}
-        )
+        users = kind == ImportRecord.Kind.USER and bool(records)
+        organizations = load_organizations(run, records) if users else {}
+        unavailable_roles = load_unavailable_roles(run, records) if users else {}
     batch = ClaimedBatch(run_id, kind, token, records)
     if records:
         options = run_options(run)
@@ -250,12 +266,18 @@ def claim_batch(run_id: int, kind: str, lo: int, hi: int, token: str | None = No
             invite_unverified=options["invite_unverified"],
             organizations=organizations,
             existing_roles=set(run.options.get("existing_roles", [])),
+            unavailable_roles=unavailable_roles,
         )
     return batch
 
 
-def send_batch(batch: ClaimedBatch, should_stop: Callable[[], bool] | None = None) -> ClaimedBatch:
-    """Send the claimed records one after the other (network only, no database)."""
+def send_batch(
+    batch: ClaimedBatch,
+    should_stop: Callable[[], bool] | None = None,
+    heartbeat: Callable[[], None] | None = None,
+) -> ClaimedBatch:
+    """Send the claimed records one after the other (no database access but through the
+    callbacks: ``should_stop`` every few records, ``heartbeat`` after each one)."""
     flow = FLOWS[batch.kind]
     try:
         for index, record in enumerate(batch.records):
@@ -264,9 +286,29 @@ def send_batch(batch: ClaimedBatch, should_stop: Callable[[], bool] | None = Non
                 break
             process_record(record, flow, batch.ctx, batch.max_attempts)
             batch.done += 1
+            if heartbeat:
+                heartbeat()
     except Fatal as exc:
         batch.fatal = exc
     return batch
+
+
+class LeaseKeeper:
+    """Renews a live batch's lease once a third of it has gone by (one UPDATE, and only then),
+    so that only the records of a dead worker ever have an expired lease."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.renewed = time.monotonic()
+
+    def __call__(self) -> None:
+        if time.monotonic() - self.renewed < float(app_settings.LEASE_SECONDS) / 3:
+            return
+        with ledger_lock():
+            ImportRecord.objects.filter(claimed_by=self.token, status=Status.IN_FLIGHT).update(
+                claimed_at=timezone.now()
+            )
+        self.renewed = time.monotonic()
 
 
 def save_batch(batch: ClaimedBatch) -> BatchResult:
@@ -286,7 +328,7 @@ def run_batch(run_id: int, kind: str, lo: int, hi: int, *, token: str | None = N
     if not batch.records:
         return BatchResult(kind=kind, stopped=batch.stopped)
     try:
-        send_batch(batch, lambda: run_stopped(run_id))
+        send_batch(batch, lambda: run_stopped(run_id), LeaseKeeper(batch.token))
     finally:
         result = save_batch(batch)
     return result

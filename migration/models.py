@@ -52,8 +52,16 @@ class ImportRun(models.Model):
     created_by = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    resumed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the current (or last) execution started."
+    )
+    done_at_resume = models.PositiveIntegerField(
+        default=0, help_text="Records already finished when the current execution started."
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
-    throughput = models.FloatField(null=True, blank=True, help_text="Records sent per second.")
+    throughput = models.FloatField(
+        null=True, blank=True, help_text="Records sent per second by the current execution."
+    )
     verified_at = models.DateTimeField(null=True, blank=True)
     differences = models.PositiveIntegerField(
         null=True, blank=True, help_text="Found by the last verify."
@@ -85,11 +93,14 @@ class ImportRun(models.Model):
                 per_kind[key] = per_kind.get(key, 0) + row["n"]
                 counts["total"][key] = counts["total"].get(key, 0) + row["n"]
         self.counts = counts
-        if self.started_at:
-            done = self.count("succeeded") + self.count("failed")
+        since = self.resumed_at or self.started_at
+        if since:
+            # This execution only: after a resume, neither the idle time since the first start
+            # nor the records finished before count.
+            done = self.count("succeeded") + self.count("failed") - self.done_at_resume
             end = self.finished_at or timezone.now()
-            elapsed = (end - self.started_at).total_seconds()
-            self.throughput = round(done / elapsed, 2) if elapsed > 0 and done else None
+            elapsed = (end - since).total_seconds()
+            self.throughput = round(done / elapsed, 2) if elapsed > 0 and done > 0 else None
         if save:
             ImportRun.objects.filter(pk=self.pk).update(
                 counts=self.counts, throughput=self.throughput

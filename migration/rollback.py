@@ -4,23 +4,36 @@ Users the run created are deleted; memberships it added to users that already ex
 removed (the users stay); then the organizations it created, then the roles it created. Objects
 that were already in Scalekit are never touched. Records end ``rolled_back``; a deletion that
 fails leaves its record as it was, with the error, so the rollback can be run again.
+
+What counts is what the ledger says the run created, whatever the record's status: a user
+created before a later step of its flow failed (a membership, a role) is ``failed`` with outcome
+``created`` and its Scalekit id, and is deleted like a succeeded one. Records still in flight
+are a worker's unfinished business (it may be creating something right now), so a run with any
+is refused: wait for the workers, or ``migration_resume --takeover`` when none is alive.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from .batches import build_gateway, ledger_lock
-from .gateway import Gateway, NotFound, ScalekitCallError
+from .gateway import Fatal, Gateway, NotFound, ScalekitCallError
 from .models import ImportRecord, ImportRun
 
 Kind = ImportRecord.Kind
 Outcome = ImportRecord.Outcome
 Status = ImportRecord.Status
+CHUNK = 500
+
+
+class RollbackRefused(Exception):
+    """The run cannot be rolled back now; the message says why and what to do."""
 
 
 @dataclass
@@ -28,6 +41,28 @@ class RollbackReport:
     deleted: dict[str, int] = field(default_factory=dict)
     memberships_removed: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+def to_undo(run: ImportRun, kind: str | None = None) -> QuerySet[ImportRecord]:
+    """Records of ``run`` whose Scalekit changes a rollback undoes, whatever their status."""
+    records = run.records.exclude(status=Status.ROLLED_BACK).exclude(scalekit_id="")
+    if kind is not None:
+        records = records.filter(kind=kind)
+    return records.filter(Q(outcome=Outcome.CREATED) | Q(result__has_key="created_memberships"))
+
+
+def check_can_roll_back(run: ImportRun) -> None:
+    """Raise ``RollbackRefused`` while the run, or any of its records, is still being worked on."""
+    if run.status in (ImportRun.Status.RUNNING, ImportRun.Status.PENDING):
+        raise RollbackRefused(f"Run {run.pk} is {run.status}: cancel it first (migration_cancel).")
+    with ledger_lock():
+        in_flight = run.records.filter(status=Status.IN_FLIGHT).count()
+    if in_flight:
+        raise RollbackRefused(
+            f"Run {run.pk} has {in_flight} record(s) in flight: a worker may still be creating "
+            f"them. Wait until it is done (migration_status {run.pk}), or, if no worker of the "
+            f"run is alive, finish them first with migration_resume {run.pk} --takeover."
+        )
 
 
 def undo(record: ImportRecord, gateway: Gateway) -> tuple[str, int]:
@@ -49,41 +84,58 @@ def undo(record: ImportRecord, gateway: Gateway) -> tuple[str, int]:
         return "", removed
     except NotFound:
         return "", 0
+    except Fatal:
+        raise
     except ScalekitCallError as exc:
         return f"{record.kind} {record.key}: {exc.code}: {exc.message}", 0
 
 
-def rollback(run: ImportRun, *, concurrency: int = 8) -> RollbackReport:
+def _chunks(run: ImportRun, kind: str) -> Iterator[list[ImportRecord]]:
+    last = 0
+    while True:
+        with ledger_lock():
+            chunk = list(to_undo(run, kind).filter(id__gt=last).order_by("id")[:CHUNK])
+        if not chunk:
+            return
+        last = chunk[-1].pk
+        yield chunk
+
+
+def rollback(
+    run: ImportRun,
+    *,
+    concurrency: int = 8,
+    progress: Callable[[int], None] | None = None,
+) -> RollbackReport:
+    """Undo what ``run`` did in Scalekit, ``CHUNK`` records at a time; ``progress(n)`` after each.
+
+    Raises ``RollbackRefused`` (nothing done) while the run or a record of it is in progress,
+    and ``Fatal`` when Scalekit refuses the credentials (run it again once fixed: an object
+    already deleted answers NOT_FOUND, which counts as undone).
+    """
+    check_can_roll_back(run)
     gateway = build_gateway(run)
     report = RollbackReport()
-    for kind in (Kind.USER, Kind.ORGANIZATION, Kind.ROLE):
-        with ledger_lock():
-            records = list(
-                run.records.filter(kind=kind, status=Status.SUCCEEDED).exclude(scalekit_id="")
-            )
-        touched = [
-            r
-            for r in records
-            if r.outcome == Outcome.CREATED or r.result.get("created_memberships")
-        ]
-        with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            outcomes = list(pool.map(lambda r: undo(r, gateway), touched))
-        done = []
-        for record, (error, removed) in zip(touched, outcomes, strict=True):
-            if error:
-                report.errors.append(error)
-                record.last_error = f"rollback failed: {error}"
-                record.error_code = "rollback"
-            else:
-                record.status = Status.ROLLED_BACK
-                report.memberships_removed += removed
-                if record.outcome == Outcome.CREATED:
-                    report.deleted[kind] = report.deleted.get(kind, 0) + 1
-            done.append(record)
-        with ledger_lock():
-            ImportRecord.objects.bulk_update(
-                done, ["status", "last_error", "error_code"], batch_size=500
-            )
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        for kind in (Kind.USER, Kind.ORGANIZATION, Kind.ROLE):
+            for chunk in _chunks(run, kind):
+                outcomes = list(pool.map(lambda r: undo(r, gateway), chunk))
+                for record, (error, removed) in zip(chunk, outcomes, strict=True):
+                    if error:
+                        report.errors.append(error)
+                        record.last_error = f"rollback failed: {error}"
+                        record.error_code = "rollback"
+                    else:
+                        record.status = Status.ROLLED_BACK
+                        report.memberships_removed += removed
+                        if record.outcome == Outcome.CREATED:
+                            report.deleted[kind] = report.deleted.get(kind, 0) + 1
+                with ledger_lock():
+                    ImportRecord.objects.bulk_update(
+                        chunk, ["status", "last_error", "error_code"], batch_size=CHUNK
+                    )
+                if progress:
+                    progress(len(chunk))
     with ledger_lock():
         if not report.errors:
             run.status = ImportRun.Status.ROLLED_BACK

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -169,13 +170,30 @@ def invalidate_users_with_roles(run: ImportRun, roles: set[str]) -> int:
 
 
 # state changes ------------------------------------------------------------------------------
-def start(run: ImportRun) -> None:
+def start(run: ImportRun, mode: str) -> None:
+    """Mark the run running; ``mode`` ("celery" or "inprocess") says who sends its batches."""
+    now = timezone.now()
     run.status = ImportRun.Status.RUNNING
-    run.started_at = run.started_at or timezone.now()
+    run.started_at = run.started_at or now
+    run.resumed_at = now
     run.finished_at = None
     run.message = ""
+    run.options = {**run.options, "mode": mode}
     with ledger_lock():
-        run.save(update_fields=["status", "started_at", "finished_at", "message"])
+        run.done_at_resume = run.records.filter(
+            status__in=[Status.SUCCEEDED, Status.FAILED]
+        ).count()
+        run.save(
+            update_fields=[
+                "status",
+                "started_at",
+                "resumed_at",
+                "done_at_resume",
+                "finished_at",
+                "message",
+                "options",
+            ]
+        )
 
 
 def stop(run: ImportRun, message: str, status: str = ImportRun.Status.FAILED) -> None:
@@ -238,13 +256,26 @@ def prepare_resume(
     return {"requeued_failed": requeued, "taken_over": taken}
 
 
+def retry_records(run: ImportRun, record_ids: list[int]) -> int:
+    """Put back exactly these failed records of ``run`` (re-checked before sending); returns
+    how many. Nothing else of the run changes state; continue it with ``launch``."""
+    with ledger_lock():
+        requeued = run.records.filter(pk__in=record_ids, status=Status.FAILED).update(
+            status=Status.PENDING, recheck=True, claimed_by=""
+        )
+        ImportRun.objects.filter(pk=run.pk).update(phase=Phase.ROLES)
+        run.refresh_from_db()
+        run.refresh_counts()
+    return requeued
+
+
 # in-process ---------------------------------------------------------------------------------
 ProgressCallback = Callable[[BatchResult], None]
 
 
 def execute(run: ImportRun, *, progress: ProgressCallback | None = None) -> ImportRun:
     """Run every phase in this process on a thread pool; returns the finished (or stopped) run."""
-    start(run)
+    start(run, "inprocess")
     try:
         for phase, kind in PHASES:
             run.phase = phase
@@ -282,6 +313,9 @@ def client_error(exc: Exception) -> str:
     )
 
 
+INPROCESS_COUNTS_EVERY_SECONDS = 1.0
+
+
 def run_phase_inprocess(run: ImportRun, kind: str, progress: ProgressCallback | None) -> None:
     """Send a phase's batches on a pool of sender threads; this thread does all database work.
 
@@ -306,6 +340,7 @@ def run_phase_inprocess(run: ImportRun, kind: str, progress: ProgressCallback | 
                 inflight.add(pool.submit(send_batch, batch, stop.is_set))
                 return
 
+    counted_at = time.monotonic()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="migration") as pool:
         for _ in range(workers):
             submit_next(pool)
@@ -314,6 +349,10 @@ def run_phase_inprocess(run: ImportRun, kind: str, progress: ProgressCallback | 
             for future in finished:
                 inflight.discard(future)
                 result = save_batch(future.result())
+                if time.monotonic() - counted_at >= INPROCESS_COUNTS_EVERY_SECONDS:
+                    counted_at = time.monotonic()
+                    with ledger_lock():
+                        run.refresh_counts()  # the admin's counts, rate and ETA move
                 if progress:
                     progress(result)
                 if result.stopped or run_stopped(run.pk):
@@ -327,7 +366,7 @@ def dispatch(run: ImportRun) -> None:
     """Hand the run to Celery (``--async``): a worker plans the roles and queues the batches."""
     from .tasks import start_run
 
-    start(run)
+    start(run, "celery")
     start_run.delay(run.pk)
 
 
@@ -368,6 +407,50 @@ def queue_phase(run: ImportRun, phase: str) -> None:
             return
         phase = following
     finalize(run)
+
+
+def requeue_expired() -> dict[int, int]:
+    """Queue again the records of Celery runs whose worker died holding them (lease expired).
+
+    A worker killed outright (SIGKILL, a lost machine) leaves its records ``in_flight`` and its
+    messages unacknowledged; the broker only redelivers those after its visibility timeout.
+    This puts every in-flight record whose lease expired back to ``pending`` (marked
+    ``recheck``: it is looked up in Scalekit before being sent again) and queues batches over
+    exactly those records. Idempotent: a second call finds no expired lease left, and a batch
+    whose records were claimed meanwhile claims nothing. Runs sent in-process are left alone
+    (their process claims and writes its own records; ``migration_resume`` continues them).
+    Returns ``{run id: records requeued}``.
+    """
+    from .tasks import process_batch
+
+    stale = timezone.now() - timedelta(seconds=float(app_settings.LEASE_SECONDS))
+    expired = ImportRecord.objects.filter(
+        status=Status.IN_FLIGHT, claimed_at__lt=stale, run__status=ImportRun.Status.RUNNING
+    )
+    requeued: dict[int, int] = {}
+    for run in ImportRun.objects.filter(pk__in=expired.values("run_id").distinct()):
+        if run.options.get("mode") == "inprocess":
+            continue
+        for kind in (Kind.ROLE, Kind.ORGANIZATION, Kind.USER):
+            ids = list(
+                expired.filter(run=run, kind=kind).order_by("id").values_list("id", flat=True)
+            )
+            if not ids:
+                continue
+            # The same filter again: a record re-claimed since the read keeps its new lease.
+            expired.filter(pk__in=ids).update(status=Status.PENDING, recheck=True, claimed_by="")
+            size = batch_size(run)
+            for start_at in range(0, len(ids), size):
+                chunk = ids[start_at : start_at + size]
+                process_batch.delay(run.pk, kind, chunk[0], chunk[-1])
+            requeued[run.pk] = requeued.get(run.pk, 0) + len(ids)
+            logger.warning(
+                "migration: run %s: %d %s record(s) of a dead worker requeued",
+                run.pk,
+                len(ids),
+                kind,
+            )
+    return requeued
 
 
 COUNTS_EVERY_SECONDS = 2.0
@@ -417,6 +500,7 @@ def summary(run: ImportRun, *, save: bool = True) -> dict[str, Any]:
         "dry_run": run.dry_run,
         "message": run.message,
         "started_at": run.started_at.isoformat() if run.started_at else None,
+        "resumed_at": run.resumed_at.isoformat() if run.resumed_at else None,
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         "throughput_per_s": run.throughput,
         "progress": round(run.progress, 4),
@@ -442,7 +526,7 @@ def launch(run: ImportRun) -> str:
     if broker_configured():
         dispatch(run)
         return "queued on Celery"
-    start(run)  # running from now on, not from when the thread gets going
+    start(run, "inprocess")  # running from now on, not from when the thread gets going
 
     def target() -> None:
         try:

@@ -3,8 +3,9 @@
 Every task acknowledges late and is rejected (requeued) when its worker process dies, so a
 batch whose worker is killed is delivered again; the redelivered task has the same id and takes
 back the records it had claimed, re-checking each against Scalekit before sending it again.
-Records of a worker killed outright (whole machine) stay claimed until their lease expires or
-``migration_resume --takeover``.
+Records of a worker killed outright (SIGKILL, a lost machine) stay claimed until their lease
+expires; the periodic ``migration.requeue_expired`` task (Celery beat) then queues them again,
+without waiting for the broker's visibility timeout or a ``migration_resume``.
 """
 
 from __future__ import annotations
@@ -43,3 +44,9 @@ def verify_run(self, run_id: int) -> int:
 
     report = verify(ImportRun.objects.get(pk=run_id))
     return len(report.differences)
+
+
+@shared_task(name="migration.tasks.requeue_expired", ignore_result=True)
+def requeue_expired() -> dict[int, int]:
+    """Beat task: queue again the in-flight records of Celery runs whose lease expired."""
+    return runner.requeue_expired()

@@ -246,8 +246,12 @@ def celery_worker(
     pool: str = "threads",
     concurrency: int = 4,
     logdir: str | None = None,
+    beat: bool = False,
 ) -> Iterator[Worker]:
-    """A real ``celery worker`` process of this project, ready to take tasks; stopped on exit."""
+    """A real ``celery worker`` process of this project, ready to take tasks; stopped on exit.
+
+    ``beat``: the worker also runs the beat scheduler (``-B``, schedule file in ``logdir``).
+    """
     logdir = logdir or tempfile.mkdtemp(prefix="migration-celery-")
     logfile = Path(logdir) / f"{name}.log"
     process = subprocess.Popen(
@@ -271,6 +275,7 @@ def celery_worker(
             "info",
             "-f",
             str(logfile),
+            *(["-B", "-s", str(Path(logdir) / f"{name}-beat-schedule")] if beat else []),
         ],
         env=env,
         cwd=PROJECT_DIR,

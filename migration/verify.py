@@ -2,13 +2,15 @@
 
 Roles must exist; organizations must exist with the same external id and display name; users
 must exist with the same email (case-insensitively) and external id, and be members of every
-organization the source names with at least the roles it names. Each mismatch is stored as a
+organization the source names with at least the roles it names, and every role they name must
+exist in Scalekit (a membership can hold a role name Scalekit does not define, which then grants
+nothing; Scalekit's roles are listed once per verify). Each mismatch is stored as a
 ``VerificationDifference`` (the previous ones of the run are replaced).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +18,10 @@ from typing import Any
 from django.utils import timezone
 
 from .batches import build_gateway, ledger_lock
-from .gateway import Gateway, NotFound, ScalekitCallError, memberships_of
+from .conf import app_settings
+from .gateway import Fatal, Gateway, NotFound, ScalekitCallError, memberships_of
 from .models import ImportRecord, ImportRun, VerificationDifference
+from .runner import with_retries
 
 Kind = ImportRecord.Kind
 CHUNK = 200
@@ -58,8 +62,13 @@ def _chunks(run: ImportRun) -> Iterator[list[ImportRecord]]:
 
 
 def check_record(
-    record: ImportRecord, gateway: Gateway, organizations: dict[str, str]
+    record: ImportRecord,
+    gateway: Gateway,
+    organizations: dict[str, str],
+    roles: set[str] | None = None,
 ) -> list[Difference]:
+    """The differences of one record; ``roles``: the role names Scalekit has (None: unchecked)."""
+
     def diff(name: str, expected: Any, actual: Any) -> Difference:
         return Difference(record.pk, record.kind, record.key, name, str(expected), str(actual))
 
@@ -81,6 +90,8 @@ def check_record(
         user = gateway.get_user(record.scalekit_id)
     except NotFound:
         return [diff("exists", f"{record.kind} {record.scalekit_id}", "not found in Scalekit")]
+    except Fatal:
+        raise
     except ScalekitCallError as exc:
         return [diff("readable", "an answer from Scalekit", f"{exc.code}: {exc.message}")]
     found = []
@@ -88,6 +99,11 @@ def check_record(
         found.append(diff("email", payload["email"], user.email))
     if payload.get("external_id") and user.external_id != payload["external_id"]:
         found.append(diff("external_id", payload["external_id"], user.external_id))
+    if roles is not None:
+        named = dict.fromkeys(role for m in payload["memberships"] for role in m["roles"])
+        for role in named:
+            if role not in roles:
+                found.append(diff(f"role[{role}]", "a role of Scalekit", "not found in Scalekit"))
     current = memberships_of(user)
     for membership in payload["memberships"]:
         organization_id = organizations.get(membership["organization"], "")
@@ -109,10 +125,19 @@ def check_record(
 
 
 def verify(
-    run: ImportRun, *, concurrency: int | None = None, gateway: Gateway | None = None
+    run: ImportRun,
+    *,
+    concurrency: int | None = None,
+    gateway: Gateway | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> VerifyReport:
+    """Check every succeeded record of ``run``; ``progress(n)`` after each chunk of ``n``.
+
+    Raises ``Fatal`` when Scalekit refuses the credentials (nothing is stored then).
+    """
     gateway = gateway or build_gateway(run)
-    workers = concurrency or int(run.options.get("concurrency") or 8)
+    workers = concurrency or int(run.options.get("concurrency") or app_settings.CONCURRENCY)
+    roles = {role.name for role in with_retries(gateway.list_roles)}
     with ledger_lock():
         organizations = dict(
             run.records.filter(
@@ -122,9 +147,12 @@ def verify(
     report = VerifyReport()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="migration-verify") as pool:
         for chunk in _chunks(run):
-            for differences in pool.map(lambda r: check_record(r, gateway, organizations), chunk):
+            checked = pool.map(lambda r: check_record(r, gateway, organizations, roles), chunk)
+            for differences in checked:
                 report.differences.extend(differences)
             report.checked += len(chunk)
+            if progress:
+                progress(len(chunk))
     with ledger_lock():
         VerificationDifference.objects.filter(run=run).delete()
         VerificationDifference.objects.bulk_create(

@@ -22,6 +22,16 @@ class OrganizationRef:
 
 
 @dataclass
+class RoleRef:
+    """A role of this run's roles source that did not make it to Scalekit."""
+
+    name: str
+    status: str
+    error: str = ""
+    retryable: bool = False
+
+
+@dataclass
 class FlowContext:
     gateway: Gateway
     send_invitation_email: bool = False
@@ -29,6 +39,7 @@ class FlowContext:
     organizations: dict[str, OrganizationRef] = field(default_factory=dict)
     existing_roles: set[str] = field(default_factory=set)
     permissions: set[str] | None = None
+    unavailable_roles: dict[str, RoleRef] = field(default_factory=dict)
 
     def invite(self, payload: dict[str, Any]) -> bool:
         if self.send_invitation_email:
@@ -46,6 +57,19 @@ class FlowContext:
         if ref.status == ImportRecord.Status.FAILED and not ref.retryable:
             raise Permanent(message, "dependency")
         raise Transient(message, "dependency")
+
+    def check_roles(self, names: list[str]) -> None:
+        """Refuse a user naming a role of this run that was not created (like organizations):
+        Scalekit would ignore it, or refuse the membership, and the user would end without it."""
+        for name in names:
+            ref = self.unavailable_roles.get(name)
+            if ref is None:
+                continue
+            reason = f": {ref.error}" if ref.error else ""
+            message = f"role {name!r} was not imported ({ref.status}{reason})"
+            if ref.status == ImportRecord.Status.FAILED and not ref.retryable:
+                raise Permanent(message, "dependency")
+            raise Transient(message, "dependency")
 
 
 def created_or_existing(record: ImportRecord, create_time: Any) -> str:

@@ -28,6 +28,7 @@ def find_user(payload: dict[str, Any], organization_ids: list[str], ctx: FlowCon
 def import_user(record: ImportRecord, ctx: FlowContext) -> None:
     payload = record.payload
     invite = ctx.invite(payload)
+    ctx.check_roles([role for m in payload["memberships"] for role in m["roles"]])
     targets = [
         (ctx.organization_id(m["organization"]), list(m["roles"])) for m in payload["memberships"]
     ]
@@ -99,7 +100,6 @@ def reconcile_memberships(
     ctx: FlowContext,
 ) -> tuple[Any, str]:
     current = memberships_of(user)
-    added: list[str] = list(record.result.get("created_memberships", []))
     for organization_id, roles in targets:
         if organization_id not in current:
             try:
@@ -107,8 +107,8 @@ def reconcile_memberships(
             except AlreadyExists:
                 user = ctx.gateway.get_user(user.id)
             else:
-                if outcome != Outcome.CREATED and organization_id not in added:
-                    added.append(organization_id)
+                if outcome != Outcome.CREATED:
+                    record_created_membership(record, organization_id)
             if outcome != Outcome.CREATED:
                 outcome = Outcome.UPDATED
             current = memberships_of(user)
@@ -126,6 +126,15 @@ def reconcile_memberships(
                 current[organization_id] = set(wanted)
             if outcome != Outcome.CREATED:
                 outcome = Outcome.UPDATED
-    if added:
-        record.result = {**record.result, "created_memberships": added}
     return user, outcome
+
+
+def record_created_membership(record: ImportRecord, organization_id: str) -> None:
+    """Note a membership this run added to a user it did not create, as soon as it exists.
+
+    Written on the record at once (not when the flow ends) so that a later step that fails
+    still leaves it in the ledger for ``migration_rollback``.
+    """
+    added = list(record.result.get("created_memberships", []))
+    if organization_id not in added:
+        record.result = {**record.result, "created_memberships": [*added, organization_id]}

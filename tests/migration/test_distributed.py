@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -112,7 +113,9 @@ def scalekit_emails(sdk) -> list[str]:
             return emails
 
 
-def start_import(cluster, tmp_path: Path, users: int, organizations: int, *extra: str) -> int:
+def start_import(
+    cluster, tmp_path: Path, users: int, organizations: int, *extra: str, env=None
+) -> int:
     orgs = write_organizations_csv(tmp_path / "orgs.csv", organizations)
     people = write_users_csv(tmp_path / "users.csv", users, organizations)
     result = manage(
@@ -125,14 +128,14 @@ def start_import(cluster, tmp_path: Path, users: int, organizations: int, *extra
         "--json",
         "--no-progress",
         *extra,
-        env=cluster["env"],
+        env=env or cluster["env"],
     )
     assert result.returncode == 3, result.stderr  # queued, not finished
     return json.loads(result.stdout)["run"]
 
 
 def verify_clean(cluster, run: int, sdk, users: int) -> None:
-    verified = manage("migration_verify", str(run), "--json", env=cluster["env"])
+    verified = manage("migration_verify", str(run), "--json", "--no-progress", env=cluster["env"])
     assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-3000:]
     report = json.loads(verified.stdout)
     assert report["differences"] == [] and report["checked"] >= users
@@ -247,3 +250,49 @@ def test_unavailable_faults_and_rate_limit_bursts_on_celery(cluster, sdk, tmp_pa
     assert int(bucket.hget(key, "pauses")) > 0  # 429s paused every worker through Redis
     emulator.control.clear_faults()
     verify_clean(cluster, run, sdk, 120)
+
+
+def unfinished_batches_holding_records(cluster, worker) -> int:
+    """Records in flight under batches ``worker`` received and has not finished (per its log)."""
+    log = worker.log()
+    received = set(re.findall(r"process_batch\[([0-9a-f-]+)\] received", log))
+    finished = set(re.findall(r"process_batch\[([0-9a-f-]+)\] succeeded", log))
+    open_tasks = sorted(received - finished)
+    if not open_tasks:
+        return 0
+    rows = ledger(
+        cluster,
+        "SELECT count(*) FROM migration_importrecord WHERE status = 'in_flight' AND claimed_by = ANY(%s)",
+        open_tasks,
+    )
+    return rows[0][0]
+
+
+def test_killed_worker_records_are_requeued_by_beat_without_a_resume(cluster, sdk, tmp_path):
+    emulator = cluster["emulator"]
+    emulator.control.set_faults(latency_ms=20)
+    # A 3-second lease, and the requeue task on beat every second (tests/migration/lease_settings).
+    env = {**cluster["env"], "DJANGO_SETTINGS_MODULE": "tests.migration.lease_settings"}
+    with (
+        celery_worker("k1", env, concurrency=4, logdir=cluster["logs"]) as doomed,
+        celery_worker("k2", env, concurrency=4, logdir=cluster["logs"], beat=True) as survivor,
+    ):
+        run = start_import(cluster, tmp_path, 300, 6, "--batch-size", "10", "--rate", "60", env=env)
+        held = wait_until(
+            lambda: unfinished_batches_holding_records(cluster, doomed), 60, "k1 holding records"
+        )
+        doomed.kill()  # SIGKILL mid-batch: its records stay in flight, its messages unacked
+        finished = manage(
+            "migration_status",
+            str(run),
+            "--wait",
+            "--timeout",
+            "120",
+            "--json",
+            "--no-progress",
+            env=env,
+        )
+        assert finished.returncode == 0, finished.stdout[-3000:] + survivor.log()[-3000:]
+        assert json.loads(finished.stdout)["kinds"]["user"]["created"] == 300
+        assert "record(s) of a dead worker requeued" in survivor.log(), held
+    verify_clean(cluster, run, sdk, 300)

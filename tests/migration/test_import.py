@@ -661,3 +661,98 @@ def test_cancel_mid_run_then_resume(scalekit, sdk, command, write, organizations
     resumed = command("migration_resume", run.pk, "--no-progress")
     assert resumed.code == EXIT_OK, resumed
     assert len(all_users(sdk)) == 40
+
+
+def test_users_naming_a_role_that_failed_are_not_sent_then_resume_sends_them(
+    scalekit, sdk, command, write, organizations_csv, roles_csv
+):
+    users = write(
+        "users.csv",
+        "email,external_id,memberships\n"
+        "alice@example.com,u1,acme:editor\n"
+        "bob@example.com,u2,acme:member\n",
+    )
+    scalekit.control.set_faults(unavailable_ratio=1.0, methods=["CreateRole"])
+    with override_settings(MIGRATION={**FAST_MIGRATION, "MAX_ATTEMPTS": 1}):
+        result = import_files(
+            command, users=users, organizations=organizations_csv, roles=roles_csv
+        )
+    assert result.code == EXIT_PROBLEMS, result
+    alice = ImportRecord.objects.get(kind="user", key="u1")
+    assert (alice.status, alice.error_code, alice.retryable) == (Status.FAILED, "dependency", True)
+    assert alice.last_error.startswith("role 'editor' was not imported (failed: UNAVAILABLE")
+    assert set(all_users(sdk)) == {"bob@example.com"}  # alice was not sent without her role
+
+    scalekit.control.clear_faults()
+    run = ImportRun.objects.get()
+    resumed = command("migration_resume", run.pk, "--no-progress")
+    assert resumed.code == EXIT_OK, resumed
+    orgs = organizations_by_external_id(sdk)
+    assert memberships(all_users(sdk)["alice@example.com"]) == {orgs["acme"]: {"editor"}}
+    assert command("migration_verify", run.pk).code == EXIT_OK
+
+
+def wait_finished(run: ImportRun, timeout: float = 30) -> None:
+    import time
+
+    from migration.batches import ledger_lock
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with ledger_lock():  # the admin runs the import on a thread of this process
+            run.refresh_from_db()
+        if run.status != ImportRun.Status.RUNNING:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"run {run.pk} still running after {timeout}s")
+
+
+def test_admin_retry_selected_records_sends_only_those(
+    scalekit, sdk, admin_client, command, write, organizations_csv
+):
+    from django.contrib.admin.models import LogEntry
+    from django.urls import reverse
+
+    users = write("users.csv", "email,org_external_id\na@example.com,acme\nb@example.com,globex\n")
+    scalekit.control.set_faults(unavailable_ratio=1.0, methods=["CreateUserAndMembership"])
+    with override_settings(MIGRATION={**FAST_MIGRATION, "MAX_ATTEMPTS": 1}):
+        assert (
+            import_files(command, users=users, organizations=organizations_csv).code
+            == EXIT_PROBLEMS
+        )
+    scalekit.control.clear_faults()
+    run = ImportRun.objects.get()
+    a, b = run.records.filter(kind="user").order_by("email")
+    assert a.status == b.status == Status.FAILED and a.retryable and b.retryable
+
+    admin_client.post(
+        reverse("admin:migration_importrecord_changelist"),
+        {"action": "retry_records", "_selected_action": [a.pk]},
+    )
+    wait_finished(run)
+    assert set(all_users(sdk)) == {"a@example.com"}  # b was not selected: not sent
+    b.refresh_from_db()
+    assert b.status == Status.FAILED
+    assert run.status == ImportRun.Status.COMPLETED_WITH_ERRORS
+    message = LogEntry.objects.get(object_id=str(run.pk)).get_change_message()
+    assert message == "Retried 1 selected failed record(s), started in this process."
+
+
+def test_admin_retry_selected_records_leaves_a_rolled_back_run_alone(
+    admin_client, run_factory, record_factory
+):
+    from django.contrib.admin.models import LogEntry
+    from django.urls import reverse
+
+    run = run_factory(status=ImportRun.Status.ROLLED_BACK)
+    record = record_factory(run=run, status=Status.FAILED, retryable=True)
+    response = admin_client.post(
+        reverse("admin:migration_importrecord_changelist"),
+        {"action": "retry_records", "_selected_action": [record.pk]},
+        follow=True,
+    )
+    assert "is running, rolled back or a dry run: not retried" in response.content.decode()
+    record.refresh_from_db()
+    run.refresh_from_db()
+    assert record.status == Status.FAILED and run.status == ImportRun.Status.ROLLED_BACK
+    assert not LogEntry.objects.exists()

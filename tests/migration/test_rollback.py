@@ -1,0 +1,122 @@
+"""migration_rollback through the real SDK against the emulator: only what the run created."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+from scalekit.v1.commons import commons_pb2
+from scalekit.v1.organizations import organizations_pb2
+from scalekit.v1.users import users_pb2
+
+from migration.ingest import create_run
+from migration.models import ImportRecord, ImportRun
+from migration.reporting import EXIT_OK, EXIT_STOPPED, EXIT_USAGE
+from migration.sources import open_file_source
+
+from .conftest import FAST_MIGRATION
+from .test_import import all_users, import_files, memberships, organizations_by_external_id
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Status = ImportRecord.Status
+
+THREE_ORGANIZATIONS = "external_id,display_name\nacme,Acme\nglobex,Globex\ninitech,Initech\n"
+
+
+def test_rollback_undoes_what_failed_records_created_before_their_error(
+    scalekit, sdk, command, write, monkeypatch
+):
+    """A user created before a later membership failed, and a membership added to an existing
+    user before the next one failed, are both undone (their records are ``failed``)."""
+    from migration.runner import execute, plan_roles, run_phase_inprocess
+
+    monkeypatch.setattr("migration.rollback.CHUNK", 1)  # every record its own chunk
+    acme = sdk.organization.create_organization(
+        organizations_pb2.CreateOrganization(display_name="Acme", external_id="acme")
+    )[0].organization
+    alice = sdk.users.create_user_and_membership(
+        acme.id,
+        users_pb2.CreateUser(
+            email="alice@example.com",
+            external_id="u1",
+            membership=users_pb2.CreateMembership(roles=[commons_pb2.Role(name="member")]),
+        ),
+        send_invitation_email=False,
+    )[0].user
+    users = write(
+        "users.csv",
+        "email,external_id,memberships\n"
+        "alice@example.com,u1,acme;globex;initech\n"
+        "bob@example.com,u2,acme;initech\n",
+    )
+    organizations = write("orgs.csv", THREE_ORGANIZATIONS)
+    with override_settings(MIGRATION=FAST_MIGRATION):
+        run = create_run(
+            [open_file_source("organization", organizations), open_file_source("user", users)]
+        )
+        run.status = ImportRun.Status.RUNNING
+        run.save()
+        plan_roles(run)
+        run_phase_inprocess(run, "organization", None)
+        # initech disappears between the organizations and the users: its memberships fail.
+        sdk.organization.delete_organization(organizations_by_external_id(sdk)["initech"])
+        execute(run)
+
+    alice_record = run.records.get(kind="user", key="u1")
+    bob_record = run.records.get(kind="user", key="u2")
+    globex = organizations_by_external_id(sdk)["globex"]
+    assert (alice_record.status, alice_record.error_code) == (Status.FAILED, "not_found")
+    assert alice_record.result == {"created_memberships": [globex]}
+    assert (bob_record.status, bob_record.outcome) == (Status.FAILED, "created")
+    assert bob_record.scalekit_id in {u.id for u in all_users(sdk).values()}
+
+    rolled = command("migration_rollback", run.pk, "--yes", "--json")
+    assert rolled.code == EXIT_OK, rolled
+    report = json.loads(rolled.out)
+    assert report["deleted"] == {"user": 1, "organization": 2}
+    assert report["memberships_removed"] == 1
+    left = all_users(sdk)
+    assert set(left) == {"alice@example.com"}
+    assert left["alice@example.com"].id == alice.id
+    assert memberships(left["alice@example.com"]) == {acme.id: {"member"}}
+    assert set(organizations_by_external_id(sdk)) == {"acme"}
+    assert set(run.records.filter(kind="user").values_list("status", flat=True)) == {
+        Status.ROLLED_BACK
+    }
+
+
+def test_rollback_refuses_while_records_are_in_flight(
+    scalekit, sdk, command, write, organizations_csv
+):
+    users = write("users.csv", "email,org_external_id\na@example.com,acme\nb@example.com,acme\n")
+    assert import_files(command, users=users, organizations=organizations_csv).code == EXIT_OK
+    run = ImportRun.objects.get()
+    # A worker holds b (a redelivered batch, say) although the run is no longer running.
+    run.records.filter(kind="user", email="b@example.com").update(
+        status=Status.IN_FLIGHT, claimed_by="worker-1", claimed_at=timezone.now()
+    )
+
+    refused = command("migration_rollback", run.pk, "--yes")
+    assert refused.code == EXIT_USAGE
+    assert f"Run {run.pk} has 1 record(s) in flight" in refused.err
+    assert f"migration_resume {run.pk} --takeover" in refused.err
+    assert set(all_users(sdk)) == {"a@example.com", "b@example.com"}  # nothing deleted
+    run.refresh_from_db()
+    assert run.status == ImportRun.Status.COMPLETED
+
+
+@pytest.mark.parametrize("command_name", ["migration_rollback", "migration_verify"])
+def test_rollback_and_verify_without_a_client_exit_cleanly(
+    migration_settings, run_factory, record_factory, command, command_name
+):
+    run = run_factory(status=ImportRun.Status.COMPLETED)
+    record_factory(run=run, status=Status.SUCCEEDED, outcome="created", scalekit_id="usr_1")
+    extra = ["--yes"] if command_name == "migration_rollback" else []
+    unconfigured = {"ENVIRONMENT_URL": "", "CLIENT_ID": "", "CLIENT_SECRET": ""}
+    with override_settings(SCALEKIT_AUTH=unconfigured):
+        result = command(command_name, run.pk, *extra)
+    assert result.code == EXIT_STOPPED, result
+    assert "Scalekit is not configured: set" in result.err
+    assert run.records.get().status == Status.SUCCEEDED
