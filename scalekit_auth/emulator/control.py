@@ -87,7 +87,11 @@ class ControlAPI:
                 raise ValueError("the request body must be a JSON object")
             name = path.replace("/", "_").replace("-", "_") or "index"
             result = getattr(self, f"{method.lower()}_{name}")(body)
-        except (ValueError, KeyError, TypeError) as exc:
+        except KeyError as exc:
+            # The endpoints read required fields as body["name"].
+            handler._json(400, {"error": f"the request body needs {exc.args[0]!r}"})
+            return
+        except (ValueError, TypeError) as exc:
             handler._json(400, {"error": str(exc)})
             return
         handler._json(200, result)

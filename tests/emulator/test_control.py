@@ -136,6 +136,13 @@ def test_duplicate_status_names_are_checked_and_listed(sdk, fresh_emulator):
         create_org(sdk, external_id="acme")
 
 
+def test_a_missing_required_field_is_named(fresh_emulator):
+    with pytest.raises(RuntimeError, match="400 .*the request body needs 'secret'"):
+        fresh_emulator.control.call("POST", "webhooks", {"url": "http://127.0.0.1:9/hook"})
+    with pytest.raises(RuntimeError, match="400 .*the request body needs 'sid'"):
+        fresh_emulator.control.call("POST", "sessions/end", {})
+
+
 def test_token_bucket_refills_at_its_rate():
     bucket = TokenBucket(rate=100, burst=2)
     assert bucket.take() == 0 and bucket.take() == 0
