@@ -16,7 +16,8 @@ the 10th and 90th percentile of the ledger's write times; the notes also give th
 from first claim to last write); each user is one CreateUserAndMembership call, so it compares
 directly with RATE. After each
 run the rate limit is lifted and every user is read back through the SDK to count lost and
-duplicated users. Peak memory is the import process's maximum RSS (``wait4``).
+duplicated users (same email or external id, or two memberships in one organization), and the
+ledger is checked for two records on one Scalekit user or one key created twice. Peak memory is the import process's maximum RSS (``wait4``).
 
     .venv/bin/python bench/import_throughput.py [--users 100000] [--rate 200]
 
@@ -96,22 +97,46 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def read_back(client, expected: int) -> tuple[int, int]:
-    """(lost, duplicated) among the generated users, read through the SDK."""
+    """(lost, duplicated) among the generated users, read through the SDK.
+
+    Duplicated counts users with the same email or external id (which Scalekit, and the
+    emulator, refuse, so this stays 0 unless that changes) and a second membership of one user in
+    the same organization; ``ledger_duplicates`` adds what the import's own ledger says.
+    """
     emails: Counter[str] = Counter()
     external_ids: Counter[str] = Counter()
+    repeated_memberships = 0
     token = None
     while True:
         response = client.users.list_users(page_size=100, page_token=token)[0]
         for user in response.users:
             emails[user.email.lower()] += 1
             external_ids[user.external_id] += 1
+            organizations = [m.organization_id for m in user.memberships]
+            repeated_memberships += len(organizations) - len(set(organizations))
         token = response.next_page_token
         if not token:
             break
-    duplicated = sum(n - 1 for n in emails.values() if n > 1) + sum(
-        n - 1 for n in external_ids.values() if n > 1
+    duplicated = (
+        sum(n - 1 for n in emails.values() if n > 1)
+        + sum(n - 1 for n in external_ids.values() if n > 1)
+        + repeated_memberships
     )
     return max(expected - len(emails), 0), duplicated
+
+
+SQL_LEDGER_DUPLICATES = (
+    # Two user records mapped to one Scalekit user, or one key created twice.
+    "SELECT (SELECT count(*) - count(DISTINCT scalekit_id) FROM migration_importrecord "
+    "WHERE kind = 'user' AND status = 'succeeded') + (SELECT count(*) - count(DISTINCT key) "
+    "FROM migration_importrecord WHERE kind = 'user' AND outcome = 'created' "
+    "AND status <> 'rolled_back')"
+)
+
+
+def ledger_duplicates(connection) -> int:
+    """Duplicates the ledger records (sqlite3 or psycopg connection)."""
+    return int(connection.execute(SQL_LEDGER_DUPLICATES).fetchone()[0] or 0)
 
 
 def as_datetime(value: object) -> datetime:
@@ -281,8 +306,10 @@ def main() -> None:  # noqa: C901 - a linear script
                 raise SystemExit(f"in-process import failed ({code}): {err[-3000:]}")
             with sqlite3.connect(database) as db:
                 overall, per_s = rates_from(db.execute(SQL_USER_TIMES).fetchall())
+                in_ledger = ledger_duplicates(db)
             control.set_faults()
             lost, duplicated = read_back(client, expected)
+            duplicated += in_ledger
             lost_total += lost
             duplicated_total += duplicated
             rows.append(
@@ -357,8 +384,10 @@ def main() -> None:  # noqa: C901 - a linear script
                     "WHERE query ILIKE '%migration_importrecord%' AND query NOT ILIKE '%pg_stat_statements%'"
                 ).fetchone()[0]
                 records = conn.execute("SELECT count(*) FROM migration_importrecord").fetchone()[0]
+                in_ledger = ledger_duplicates(conn)
             control.set_faults()
             lost, duplicated = read_back(client, args.users)
+            duplicated += in_ledger
             lost_total += lost
             duplicated_total += duplicated
             rows.append(

@@ -14,6 +14,7 @@ import random
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -30,7 +31,15 @@ from scalekit_auth.client import get_client
 from .conf import app_settings
 from .flows import FLOWS
 from .flows.context import FlowContext, OrganizationRef, RoleRef
-from .gateway import CallStats, Fatal, Gateway, Permanent, ScalekitCallError, Transient
+from .gateway import (
+    CallStats,
+    Fatal,
+    Gateway,
+    Permanent,
+    ScalekitCallError,
+    Transient,
+    UserEmailIndex,
+)
 from .models import ImportRecord, ImportRun
 from .ratelimit import get_rate_limiter
 
@@ -103,6 +112,21 @@ def process_stats() -> CallStats:
     return _stats
 
 
+_email_indexes: OrderedDict[int, UserEmailIndex] = OrderedDict()
+_email_indexes_lock = threading.Lock()
+EMAIL_INDEXES_KEPT = 2
+
+
+def email_index(run_id: int) -> UserEmailIndex:
+    """This process's index of Scalekit users by email for ``run_id`` (the last few runs kept)."""
+    with _email_indexes_lock:
+        index = _email_indexes.pop(run_id, None) or UserEmailIndex()
+        _email_indexes[run_id] = index
+        while len(_email_indexes) > EMAIL_INDEXES_KEPT:
+            _email_indexes.popitem(last=False)
+        return index
+
+
 def build_gateway(run: ImportRun) -> Gateway:
     options = run_options(run)
     limiter = get_rate_limiter(
@@ -117,6 +141,7 @@ def build_gateway(run: ImportRun) -> Gateway:
         default_pause=float(app_settings.RATE_LIMITED_PAUSE_SECONDS),
         max_rate_limited_wait=float(app_settings.RATE_LIMITED_MAX_WAIT_SECONDS),
         stats=_stats,
+        email_index=email_index(run.pk),
     )
 
 
@@ -297,18 +322,19 @@ class LeaseKeeper:
     """Renews a live batch's lease once a third of it has gone by (one UPDATE, and only then),
     so that only the records of a dead worker ever have an expired lease."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.token = token
-        self.renewed = time.monotonic()
+        self.clock = clock
+        self.renewed = clock()
 
     def __call__(self) -> None:
-        if time.monotonic() - self.renewed < float(app_settings.LEASE_SECONDS) / 3:
+        if self.clock() - self.renewed < float(app_settings.LEASE_SECONDS) / 3:
             return
         with ledger_lock():
             ImportRecord.objects.filter(claimed_by=self.token, status=Status.IN_FLIGHT).update(
                 claimed_at=timezone.now()
             )
-        self.renewed = time.monotonic()
+        self.renewed = self.clock()
 
 
 def save_batch(batch: ClaimedBatch) -> BatchResult:
@@ -327,8 +353,11 @@ def run_batch(run_id: int, kind: str, lo: int, hi: int, *, token: str | None = N
     batch = claim_batch(run_id, kind, lo, hi, token)
     if not batch.records:
         return BatchResult(kind=kind, stopped=batch.stopped)
+    keeper = LeaseKeeper(batch.token)
+    if batch.ctx is not None:
+        batch.ctx.gateway.heartbeat = keeper
     try:
-        send_batch(batch, lambda: run_stopped(run_id), LeaseKeeper(batch.token))
+        send_batch(batch, lambda: run_stopped(run_id), keeper)
     finally:
         result = save_batch(batch)
     return result

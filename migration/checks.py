@@ -42,7 +42,7 @@ E011 = "MIGRATION['USER_EXTERNAL_ID_FIELD'] = {value!r} is not a field of the us
 E011_HINT = "Use 'pk' (the legacy primary key) or another unique field of the user model."
 W001 = "MIGRATION['SEND_INVITATION_EMAIL'] is True: every imported user gets an email."
 W001_HINT = "A migration is usually silent; set it to False unless you mean to invite everyone."
-W002 = "REDIS_URL is set (imports run on Celery workers) but the database is SQLite."
+W002 = "A Celery broker is set (imports run on Celery workers) but the database is SQLite."
 W002_HINT = (
     "Several workers writing the import ledger need a real database: set DATABASE_URL to "
     "PostgreSQL for the distributed path. SQLite is fine for one process."
@@ -204,7 +204,7 @@ def check_invitation_email(**kwargs: Any) -> list[checks.CheckMessage]:
 def check_distributed_database(
     databases: Iterable[str] | None = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
-    if not getattr(settings, "REDIS_URL", ""):
+    if not app_settings.broker_configured():
         return []
     engine = settings.DATABASES.get("default", {}).get("ENGINE", "")
     if engine.endswith("sqlite3"):

@@ -42,6 +42,13 @@ def _project_redis_url() -> str:
     return getattr(settings, "REDIS_URL", "") or ""
 
 
+def _project_broker_url() -> str:
+    broker = getattr(settings, "CELERY_BROKER_URL", "") or ""
+    if broker and not broker.startswith("memory://"):
+        return broker
+    return _project_redis_url()
+
+
 class AppSettings:
     namespace = "MIGRATION"
 
@@ -83,7 +90,9 @@ class AppSettings:
     LEASE_SECONDS = Setting(
         300,
         "A record claimed by a worker that has not finished it within this time is considered "
-        "abandoned (the worker died) and is re-checked against Scalekit, then sent again.",
+        "abandoned (the worker died) and is re-checked against Scalekit, then sent again "
+        "(live Celery batches renew their lease; `migration.tasks.requeue_expired` requeues "
+        "expired ones).",
     )
 
     # What is sent.
@@ -141,10 +150,21 @@ class AppSettings:
         "in-process bucket (fine for one process).",
     )
     RATE_LIMITER_KEY = Setting("migration:ratelimit", "Redis key prefix of the token bucket.")
+    BROKER_URL = Setting(
+        _project_broker_url,
+        "The Celery broker that `--async` runs and the admin's actions go to; defaults to the "
+        "project's CELERY_BROKER_URL (else REDIS_URL). Empty (or memory://): no broker, runs "
+        "are sent in-process on threads.",
+    )
 
     @classmethod
     def keys(cls) -> list[str]:
         return [name for name, value in vars(cls).items() if isinstance(value, Setting)]
+
+    def broker_configured(self) -> bool:
+        """Whether runs go to Celery workers (a real broker in ``BROKER_URL``)."""
+        broker = self.BROKER_URL or ""
+        return bool(broker) and not broker.startswith("memory://")
 
     def raw(self) -> dict[str, Any]:
         value = getattr(settings, self.namespace, {})

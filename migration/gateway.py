@@ -172,6 +172,82 @@ class CallStats:
             }
 
 
+class UserEmailIndex:
+    """Every Scalekit user's id by lower-cased email, read with one ``ListUsers`` pass.
+
+    Scalekit has no lookup by email, so finding a user without an external id means listing
+    users. One index per run and process (``batches.email_index``) is built on the first such
+    lookup and then kept current with the users this process creates; a user created elsewhere
+    since (another worker, a crashed attempt) is found by rebuilding it when Scalekit says the
+    email is taken but the index does not have it. Memory: one entry per Scalekit user, built
+    only if a lookup by email is needed at all.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  # the dict; never held during a call to Scalekit
+        self.build_lock = threading.Lock()  # one build at a time; lookups wait for it
+        self.ids: dict[str, str] | None = None
+        self.added_during_build: dict[str, str] | None = None
+        self.built_at = 0.0
+        self.builds = 0
+
+    def get(
+        self, gateway: Gateway, email: str, *, rebuild_if_older_than: float = 0.0
+    ) -> str | None:
+        """The id of the user with ``email``; builds the index, or rebuilds it when it misses
+        the email and was built before ``rebuild_if_older_than`` (a ``time.monotonic()``)."""
+        wanted = email.lower()
+        with self.build_lock:
+            with self.lock:
+                stale = self.ids is None or (
+                    wanted not in self.ids and self.built_at < rebuild_if_older_than
+                )
+            if stale:
+                self._build(gateway)
+        with self.lock:
+            return (self.ids or {}).get(wanted)
+
+    def add(self, email: str, user_id: str) -> None:
+        """A user this process created (never waits for a build in progress)."""
+        with self.lock:
+            if self.ids is not None:
+                self.ids[email.lower()] = user_id
+            if self.added_during_build is not None:
+                self.added_during_build[email.lower()] = user_id
+
+    def discard(self, email: str) -> None:
+        with self.lock:
+            if self.ids is not None:
+                self.ids.pop(email.lower(), None)
+
+    def _build(self, gateway: Gateway) -> None:
+        started = time.monotonic()
+        with self.lock:
+            self.added_during_build = {}
+        ids: dict[str, str] = {}
+        try:
+            token: str | None = None
+            while True:
+                response = gateway.call(
+                    "ListUsers",
+                    gateway.client.users.list_users,
+                    page_size=PAGE_SIZE,
+                    page_token=token,
+                )
+                for user in response.users:
+                    ids[user.email.lower()] = user.id
+                token = response.next_page_token
+                if not token:
+                    break
+        finally:
+            with self.lock:
+                added, self.added_during_build = self.added_during_build or {}, None
+        with self.lock:
+            self.ids = {**ids, **added}
+            self.built_at = started
+            self.builds += 1
+
+
 class Gateway:
     def __init__(
         self,
@@ -181,17 +257,24 @@ class Gateway:
         default_pause: float = 2.0,
         max_rate_limited_wait: float = 600.0,
         stats: CallStats | None = None,
+        email_index: UserEmailIndex | None = None,
     ) -> None:
         self.client = client
         self.limiter = limiter
         self.default_pause = default_pause
         self.max_rate_limited_wait = max_rate_limited_wait
         self.stats = stats or CallStats()
+        self.email_index = email_index or UserEmailIndex()
+        #: Called before every attempt of every call (a Celery batch renews its lease there,
+        #: so a record rate limited for minutes does not look abandoned).
+        self.heartbeat: Callable[[], None] | None = None
 
     def call(self, method: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call ``fn`` under the rate limit; wait out RESOURCE_EXHAUSTED; classify errors."""
         started = time.monotonic()
         while True:
+            if self.heartbeat is not None:
+                self.heartbeat()
             self.limiter.acquire()
             try:
                 result = fn(*args, **kwargs)
@@ -308,13 +391,15 @@ class Gateway:
         )
         if payload.get("external_id"):
             user.external_id = payload["external_id"]
-        return self.call(
+        created = self.call(
             "CreateUserAndMembership",
             self.client.users.create_user_and_membership,
             organization_id,
             user,
             send_invitation_email=invite,
         ).user
+        self.email_index.add(created.email, created.id)
+        return created
 
     def get_user(self, user_id: str) -> Any:
         return self.call("GetUser", self.client.users.get_user, user_id).user
@@ -325,36 +410,25 @@ class Gateway:
         except NotFound:
             return None
 
-    def find_user_by_email(self, email: str, organization_ids: Iterable[str] = ()) -> Any | None:
-        """Scalekit has no lookup by email: page through the organizations' users, then all users."""
-        wanted = email.lower()
-        for organization_id in organization_ids:
-            token: str | None = None
-            while True:
-                response = self.call(
-                    "ListOrganizationUsers",
-                    self.client.users.list_organization_users,
-                    organization_id,
-                    page_size=PAGE_SIZE,
-                    page_token=token,
-                )
-                for user in response.users:
-                    if user.email.lower() == wanted:
-                        return user
-                token = response.next_page_token
-                if not token:
-                    break
-        token = None
-        while True:
-            response = self.call(
-                "ListUsers", self.client.users.list_users, page_size=PAGE_SIZE, page_token=token
-            )
-            for user in response.users:
-                if user.email.lower() == wanted:
-                    return user
-            token = response.next_page_token
-            if not token:
-                return None
+    def find_user_by_email(self, email: str, *, expected: bool = False) -> Any | None:
+        """The user with ``email`` (case-insensitively), through the run's ``UserEmailIndex``.
+
+        ``expected``: Scalekit just said the email is taken, so a miss means the index is stale
+        (the user was created since it was built): it is rebuilt once and asked again.
+        """
+        asked = time.monotonic() if expected else 0.0
+        user_id = self.email_index.get(self, email, rebuild_if_older_than=asked)
+        if user_id is None:
+            return None
+        try:
+            user = self.get_user(user_id)
+        except NotFound:
+            self.email_index.discard(email)  # deleted since the index was built
+            return None
+        if user.email.lower() != email.lower():
+            self.email_index.discard(email)
+            return None
+        return user
 
     def set_user_external_id(self, user_id: str, external_id: str) -> Any:
         return self.call(

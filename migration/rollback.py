@@ -23,6 +23,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from .batches import build_gateway, ledger_lock
+from .conf import app_settings
 from .gateway import Fatal, Gateway, NotFound, ScalekitCallError
 from .models import ImportRecord, ImportRun
 
@@ -104,7 +105,7 @@ def _chunks(run: ImportRun, kind: str) -> Iterator[list[ImportRecord]]:
 def rollback(
     run: ImportRun,
     *,
-    concurrency: int = 8,
+    concurrency: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> RollbackReport:
     """Undo what ``run`` did in Scalekit, ``CHUNK`` records at a time; ``progress(n)`` after each.
@@ -116,7 +117,8 @@ def rollback(
     check_can_roll_back(run)
     gateway = build_gateway(run)
     report = RollbackReport()
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+    workers = concurrency or int(run.options.get("concurrency") or app_settings.CONCURRENCY)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for kind in (Kind.USER, Kind.ORGANIZATION, Kind.ROLE):
             for chunk in _chunks(run, kind):
                 outcomes = list(pool.map(lambda r: undo(r, gateway), chunk))

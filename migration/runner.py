@@ -15,11 +15,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 from scalekit.common.exceptions import ScalekitException
 
@@ -410,47 +411,88 @@ def queue_phase(run: ImportRun, phase: str) -> None:
 
 
 def requeue_expired() -> dict[int, int]:
-    """Queue again the records of Celery runs whose worker died holding them (lease expired).
+    """Queue again the work of Celery runs that a dead worker left behind.
 
     A worker killed outright (SIGKILL, a lost machine) leaves its records ``in_flight`` and its
-    messages unacknowledged; the broker only redelivers those after its visibility timeout.
-    This puts every in-flight record whose lease expired back to ``pending`` (marked
-    ``recheck``: it is looked up in Scalekit before being sent again) and queues batches over
-    exactly those records. Idempotent: a second call finds no expired lease left, and a batch
-    whose records were claimed meanwhile claims nothing. Runs sent in-process are left alone
-    (their process claims and writes its own records; ``migration_resume`` continues them).
-    Returns ``{run id: records requeued}``.
-    """
-    from .tasks import process_batch
+    messages unacknowledged; the broker only redelivers those after its visibility timeout
+    (and Redis scans for them only every few minutes). For each running Celery run:
 
-    stale = timezone.now() - timedelta(seconds=float(app_settings.LEASE_SECONDS))
-    expired = ImportRecord.objects.filter(
-        status=Status.IN_FLIGHT, claimed_at__lt=stale, run__status=ImportRun.Status.RUNNING
-    )
+    * every in-flight record whose lease expired goes back to ``pending`` (marked ``recheck``:
+      it is looked up in Scalekit before being sent again) and batches over exactly those
+      records are queued;
+    * a run that is *stalled* (records of its current phase still to send, but none claimed or
+      written for ``LEASE_SECONDS``, nor requeued by this task) has its phase queued again:
+      that covers a batch the dead worker had fetched but not yet claimed.
+
+    Idempotent: a second call finds no expired lease, a requeued run is not stalled again for
+    ``LEASE_SECONDS``, and a batch whose records were taken meanwhile claims nothing. Runs sent
+    in-process are left alone (``migration_resume`` continues them). Returns
+    ``{run id: records requeued}`` (for a stalled run, the records of the queued ranges).
+    """
+    now = timezone.now()
+    stale = now - timedelta(seconds=float(app_settings.LEASE_SECONDS))
     requeued: dict[int, int] = {}
-    for run in ImportRun.objects.filter(pk__in=expired.values("run_id").distinct()):
+    for run in ImportRun.objects.filter(status=ImportRun.Status.RUNNING):
         if run.options.get("mode") == "inprocess":
             continue
-        for kind in (Kind.ROLE, Kind.ORGANIZATION, Kind.USER):
-            ids = list(
-                expired.filter(run=run, kind=kind).order_by("id").values_list("id", flat=True)
-            )
-            if not ids:
-                continue
-            # The same filter again: a record re-claimed since the read keeps its new lease.
-            expired.filter(pk__in=ids).update(status=Status.PENDING, recheck=True, claimed_by="")
-            size = batch_size(run)
-            for start_at in range(0, len(ids), size):
-                chunk = ids[start_at : start_at + size]
-                process_batch.delay(run.pk, kind, chunk[0], chunk[-1])
-            requeued[run.pk] = requeued.get(run.pk, 0) + len(ids)
-            logger.warning(
-                "migration: run %s: %d %s record(s) of a dead worker requeued",
-                run.pk,
-                len(ids),
-                kind,
-            )
+        count = _requeue_expired_leases(run, stale) or _requeue_stalled_phase(run, stale)
+        if count:
+            requeued[run.pk] = count
+            options = {**run.options, "requeued_at": now.isoformat()}
+            ImportRun.objects.filter(pk=run.pk).update(options=options)
     return requeued
+
+
+def _requeue_expired_leases(run: ImportRun, stale: Any) -> int:
+    from .tasks import process_batch
+
+    expired = run.records.filter(status=Status.IN_FLIGHT, claimed_at__lt=stale)
+    total = 0
+    for kind in (Kind.ROLE, Kind.ORGANIZATION, Kind.USER):
+        ids = list(expired.filter(kind=kind).order_by("id").values_list("id", flat=True))
+        if not ids:
+            continue
+        # The same filter again: a record re-claimed since the read keeps its new lease.
+        expired.filter(pk__in=ids).update(status=Status.PENDING, recheck=True, claimed_by="")
+        size = batch_size(run)
+        for start_at in range(0, len(ids), size):
+            chunk = ids[start_at : start_at + size]
+            process_batch.delay(run.pk, kind, chunk[0], chunk[-1])
+        total += len(ids)
+        logger.warning(
+            "migration: run %s: %d %s record(s) of a dead worker requeued", run.pk, len(ids), kind
+        )
+    return total
+
+
+def _requeue_stalled_phase(run: ImportRun, stale: Any) -> int:
+    from .tasks import process_batch
+
+    kind = KIND_OF.get(run.phase)
+    requeued_at = run.options.get("requeued_at")
+    if kind is None or (requeued_at and datetime.fromisoformat(requeued_at) >= stale):
+        return 0
+    if run.phase == Phase.ROLES and "existing_roles" not in run.options:
+        return 0  # the roles were never planned (start_run lost): migration_resume plans them
+    if (run.resumed_at or run.started_at or stale) >= stale:
+        return 0  # just (re)started: its batches may not have reached a worker yet
+    if run.records.filter(Q(claimed_at__gte=stale) | Q(updated_at__gte=stale)).exists():
+        return 0  # something is progressing
+    ranges = work_ranges(run, kind)
+    for lo, hi in ranges:
+        process_batch.delay(run.pk, kind, lo, hi)
+    if ranges:
+        logger.warning(
+            "migration: run %s stalled in phase %s: %d batch(es) queued again",
+            run.pk,
+            run.phase,
+            len(ranges),
+        )
+    return (
+        run.records.filter(kind=kind, status__in=[Status.PENDING, Status.IN_FLIGHT]).count()
+        if ranges
+        else 0
+    )
 
 
 COUNTS_EVERY_SECONDS = 2.0
@@ -512,10 +554,8 @@ def summary(run: ImportRun, *, save: bool = True) -> dict[str, Any]:
 
 
 def broker_configured() -> bool:
-    """Whether batches go to Celery: a broker is configured (``REDIS_URL``)."""
-    from django.conf import settings
-
-    return bool(getattr(settings, "REDIS_URL", ""))
+    """Whether batches go to Celery: a broker is configured (``MIGRATION['BROKER_URL']``)."""
+    return app_settings.broker_configured()
 
 
 def launch(run: ImportRun) -> str:

@@ -17,12 +17,14 @@ from .context import FlowContext, created_or_existing, succeed
 Outcome = ImportRecord.Outcome
 
 
-def find_user(payload: dict[str, Any], organization_ids: list[str], ctx: FlowContext) -> Any | None:
+def find_user(payload: dict[str, Any], ctx: FlowContext, *, expected: bool = False) -> Any | None:
+    """The Scalekit user of this row: by external id, then by email. ``expected``: Scalekit
+    just refused it as a duplicate, so it exists (see ``Gateway.find_user_by_email``)."""
     if payload.get("external_id"):
         user = ctx.gateway.find_user_by_external_id(payload["external_id"])
         if user is not None:
             return user
-    return ctx.gateway.find_user_by_email(payload["email"], organization_ids)
+    return ctx.gateway.find_user_by_email(payload["email"], expected=expected)
 
 
 def import_user(record: ImportRecord, ctx: FlowContext) -> None:
@@ -32,7 +34,6 @@ def import_user(record: ImportRecord, ctx: FlowContext) -> None:
     targets = [
         (ctx.organization_id(m["organization"]), list(m["roles"])) for m in payload["memberships"]
     ]
-    organization_ids = [organization_id for organization_id, _ in targets]
 
     user = None
     outcome = record.outcome or Outcome.EXISTING
@@ -43,7 +44,7 @@ def import_user(record: ImportRecord, ctx: FlowContext) -> None:
         except NotFound:
             user = None
     if user is None and record.recheck:
-        user = find_user(payload, organization_ids, ctx)
+        user = find_user(payload, ctx)
         if user is not None:
             outcome = created_or_existing(record, user.create_time)
     if user is None:
@@ -52,7 +53,7 @@ def import_user(record: ImportRecord, ctx: FlowContext) -> None:
             user = ctx.gateway.create_user(first_org, payload, first_roles, invite=invite)
             outcome = Outcome.CREATED
         except AlreadyExists as exc:
-            user = find_user(payload, organization_ids, ctx)
+            user = find_user(payload, ctx, expected=True)
             if user is None:
                 raise Permanent(
                     f"Scalekit refused the user as a duplicate ({exc.message}) but no user has "

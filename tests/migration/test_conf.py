@@ -34,3 +34,16 @@ def test_nothing_is_written_back_into_settings(settings):
     settings.MIGRATION = {"BATCH_SIZE": 5}
     _ = app_settings.CONCURRENCY
     assert settings.MIGRATION == {"BATCH_SIZE": 5}
+
+
+def test_broker_comes_from_celery_then_redis_and_not_from_the_rate_limiter(settings):
+    settings.CELERY_BROKER_URL = "memory://"
+    settings.REDIS_URL = ""
+    settings.MIGRATION = {"REDIS_URL": "redis://limiter:6379/0"}  # a shared bucket, no Celery
+    assert not app_settings.broker_configured()
+    settings.REDIS_URL = "redis://broker:6379/0"
+    assert app_settings.broker_configured() and app_settings.BROKER_URL == "redis://broker:6379/0"
+    settings.CELERY_BROKER_URL = "amqp://rabbit//"
+    assert app_settings.BROKER_URL == "amqp://rabbit//"
+    settings.MIGRATION = {"BROKER_URL": ""}  # in-process whatever the project has
+    assert not app_settings.broker_configured()

@@ -103,14 +103,18 @@ def wait_quiet(cluster, run: int, seconds: float = 2.5, timeout: float = 60) -> 
     raise AssertionError(f"the run never settled: {last}")
 
 
-def scalekit_emails(sdk) -> list[str]:
-    emails, token = [], None
+def all_users(sdk) -> list:
+    users, token = [], None
     while True:
         response = sdk.users.list_users(page_size=100, page_token=token)[0]
-        emails += [user.email for user in response.users]
+        users += list(response.users)
         token = response.next_page_token
         if not token:
-            return emails
+            return users
+
+
+def scalekit_emails(sdk) -> list[str]:
+    return [user.email for user in all_users(sdk)]
 
 
 def start_import(
@@ -141,6 +145,23 @@ def verify_clean(cluster, run: int, sdk, users: int) -> None:
     assert report["differences"] == [] and report["checked"] >= users
     emails = scalekit_emails(sdk)
     assert len(emails) == users and len(set(emails)) == users  # every valid user, exactly once
+    # Scalekit refuses a second user with one email, so also: no user twice in an organization,
+    # and no two ledger records on one Scalekit user or one key created twice.
+    repeated = [
+        user.email
+        for user in all_users(sdk)
+        if len({m.organization_id for m in user.memberships}) != len(user.memberships)
+    ]
+    assert repeated == []
+    (duplicates,) = ledger(
+        cluster,
+        "SELECT (SELECT count(*) - count(DISTINCT scalekit_id) FROM migration_importrecord "
+        "WHERE run_id = %s AND kind = 'user' AND status = 'succeeded') + (SELECT count(*) - "
+        "count(DISTINCT key) FROM migration_importrecord WHERE kind = 'user' "
+        "AND outcome = 'created' AND status <> 'rolled_back')",
+        run,
+    )
+    assert duplicates == (0,)
 
 
 def test_worker_killed_mid_run_then_resume_loses_and_duplicates_nothing(cluster, sdk, tmp_path):

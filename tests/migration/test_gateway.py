@@ -51,3 +51,37 @@ def test_errors_are_classified(sdk, emulator):
     with pytest.raises(Permanent) as exc:
         gateway.create_organization({"display_name": "", "external_id": "x"})
     assert exc.value.code == "bad_request" and exc.value.message.startswith("INVALID_ARGUMENT")
+
+
+def test_users_are_found_by_email_through_one_listing_rebuilt_only_when_stale(sdk, emulator):
+    from scalekit.v1.users import users_pb2
+
+    from migration.gateway import UserEmailIndex
+
+    acme = sdk.organization.create_organization(
+        organizations_pb2.CreateOrganization(display_name="Acme", external_id="acme")
+    )[0].organization
+
+    def create(email: str) -> str:
+        user = users_pb2.CreateUser(email=email)
+        return sdk.users.create_user_and_membership(acme.id, user, send_invitation_email=False)[
+            0
+        ].user.id
+
+    first = create("First@Example.com")
+    index = UserEmailIndex()
+    gateway = Gateway(sdk, LocalTokenBucket(rate=1000, burst=50), email_index=index)
+    emulator.control.reset_counters()
+    assert gateway.find_user_by_email("first@example.com").id == first
+    assert gateway.find_user_by_email("nobody@example.com") is None  # no rebuild for a miss
+    assert index.builds == 1
+
+    later = create("later@example.com")  # created elsewhere after the index was built
+    assert gateway.find_user_by_email("later@example.com") is None
+    # Scalekit refused it as a duplicate: the stale index is rebuilt once, then it is found.
+    assert gateway.find_user_by_email("later@example.com", expected=True).id == later
+    assert index.builds == 2
+    created = gateway.create_user(acme.id, {"email": "mine@example.com"}, [], invite=False)
+    assert gateway.find_user_by_email("MINE@example.com").id == created.id  # kept current
+    calls = emulator.control.counters()["calls"]
+    assert calls["ListUsers"] == 2 and "ListOrganizationUsers" not in calls

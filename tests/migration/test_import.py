@@ -41,6 +41,28 @@ def all_users(sdk) -> dict[str, object]:
             return users
 
 
+def assert_nothing_duplicated(sdk) -> dict[str, object]:
+    """No user twice in Scalekit, no user twice in one organization, and in the ledger (every
+    run) no two records on one Scalekit user and no key created twice. Returns the users.
+
+    Scalekit (and the emulator) refuse a second user with the same email or external id, so the
+    ledger and membership checks are the ones an import could actually fail."""
+    users = all_users(sdk)
+    for email, user in users.items():
+        organizations = [m.organization_id for m in user.memberships]
+        assert len(organizations) == len(set(organizations)), f"{email}: {organizations}"
+    succeeded = ImportRecord.objects.filter(kind="user", status=Status.SUCCEEDED)
+    per_user = Counter(succeeded.values_list("run_id", "scalekit_id"))
+    assert all(n == 1 for n in per_user.values()), per_user.most_common(3)
+    created = Counter(
+        ImportRecord.objects.filter(kind="user", outcome="created")
+        .exclude(status=Status.ROLLED_BACK)
+        .values_list("key", flat=True)
+    )
+    assert all(n == 1 for n in created.values()), created.most_common(3)
+    return users
+
+
 def organizations_by_external_id(sdk) -> dict[str, str]:
     response = sdk.organization.list_organizations(page_size=100)[0]
     return {o.external_id: o.id for o in response.organizations}
@@ -158,6 +180,7 @@ def test_second_run_of_the_same_file_creates_nothing_new(
     run = ImportRun.objects.latest("pk")
     assert Counter(run.records.values_list("outcome", flat=True)) == {"existing": 6}
     assert command("migration_verify", run.pk).code == EXIT_OK
+    assert_nothing_duplicated(sdk)
 
 
 def test_existing_user_gets_every_missing_membership_and_role(
@@ -330,7 +353,7 @@ def test_unavailable_faults_and_rate_limit_bursts_end_with_every_user_once(
     rejected = scalekit.control.counters()["rejected"]
     assert sum(rejected.values()) > 10, rejected
     scalekit.control.clear_faults()
-    assert len(all_users(sdk)) == 40  # all_users asserts each email once
+    assert len(assert_nothing_duplicated(sdk)) == 40
     run = ImportRun.objects.get()
     assert run.records.filter(status=Status.SUCCEEDED).count() == 44
     verified = command("migration_verify", run.pk, "--json")
@@ -385,6 +408,7 @@ def test_crashed_worker_records_are_rechecked_then_resumed(
     outcomes = Counter(run.records.filter(kind="user").values_list("outcome", flat=True))
     assert outcomes == {"created": 6}  # the three found on re-check were created by this run
     assert command("migration_verify", run.pk).code == EXIT_OK
+    assert_nothing_duplicated(sdk)
 
 
 def test_expired_lease_is_taken_over_without_flag(scalekit, sdk, command, write, organizations_csv):
@@ -660,7 +684,7 @@ def test_cancel_mid_run_then_resume(scalekit, sdk, command, write, organizations
 
     resumed = command("migration_resume", run.pk, "--no-progress")
     assert resumed.code == EXIT_OK, resumed
-    assert len(all_users(sdk)) == 40
+    assert len(assert_nothing_duplicated(sdk)) == 40
 
 
 def test_users_naming_a_role_that_failed_are_not_sent_then_resume_sends_them(
@@ -756,3 +780,25 @@ def test_admin_retry_selected_records_leaves_a_rolled_back_run_alone(
     run.refresh_from_db()
     assert record.status == Status.FAILED and run.status == ImportRun.Status.ROLLED_BACK
     assert not LogEntry.objects.exists()
+
+
+def test_existing_users_without_external_id_cost_one_listing_per_run(
+    scalekit, sdk, command, write, organizations_csv
+):
+    acme = sdk.organization.create_organization(
+        organizations_pb2.CreateOrganization(display_name="Acme", external_id="acme")
+    )[0].organization
+    emails = [f"legacy{i}@example.com" for i in range(30)]
+    for email in emails:
+        sdk.users.create_user_and_membership(
+            acme.id, users_pb2.CreateUser(email=email), send_invitation_email=False
+        )
+    users = write("users.csv", "email,org_external_id\n" + "".join(f"{e},acme\n" for e in emails))
+    scalekit.control.reset_counters()
+    result = import_files(command, users=users, organizations=organizations_csv)
+    assert result.code == EXIT_OK, result
+    assert Counter(ImportRecord.objects.filter(kind="user").values_list("outcome", flat=True)) == {
+        "existing": 30
+    }
+    calls = scalekit.control.counters()["calls"]
+    assert calls.get("ListUsers") == 1 and "ListOrganizationUsers" not in calls, calls

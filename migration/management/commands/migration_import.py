@@ -63,7 +63,10 @@ class Command(BaseCommand):
             help="Requests per second to Scalekit, shared by all workers.",
         )
         parser.add_argument(
-            "--burst", type=positive_float, help="Token-bucket size (default: one second's worth)."
+            "--burst",
+            type=positive_float,
+            help="Token-bucket size (default: MIGRATION['RATE_BURST'], else a tenth of a "
+            "second's worth of --rate).",
         )
         parser.add_argument(
             "--max-attempts", type=positive_int, help="Attempts per record on transient errors."

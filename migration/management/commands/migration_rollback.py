@@ -28,7 +28,9 @@ class Command(BaseCommand):
         parser.add_argument("run", type=int)
         parser.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
         parser.add_argument(
-            "--concurrency", type=positive_int, default=8, help="Deletions at once (default 8)."
+            "--concurrency",
+            type=positive_int,
+            help="Deletions at once (default: the run's, else MIGRATION['CONCURRENCY']).",
         )
         parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
