@@ -100,6 +100,8 @@ def reconcile_memberships(
     invite: bool,
     ctx: FlowContext,
 ) -> tuple[Any, str]:
+    if record.recheck and outcome != Outcome.CREATED:
+        note_earlier_attempts(record, user, {organization_id for organization_id, _ in targets})
     current = memberships_of(user)
     for organization_id, roles in targets:
         if organization_id not in current:
@@ -128,6 +130,16 @@ def reconcile_memberships(
             if outcome != Outcome.CREATED:
                 outcome = Outcome.UPDATED
     return user, outcome
+
+
+def note_earlier_attempts(record: ImportRecord, user: Any, organization_ids: set[str]) -> None:
+    """On a re-check, a membership created after this record was first claimed was added by an
+    earlier attempt of this run whose answer was lost (same clock rule as for users)."""
+    for membership in user.memberships:
+        if membership.organization_id not in organization_ids:
+            continue
+        if created_or_existing(record, membership.created_at) == Outcome.CREATED:
+            record_created_membership(record, membership.organization_id)
 
 
 def record_created_membership(record: ImportRecord, organization_id: str) -> None:

@@ -120,3 +120,41 @@ def test_rollback_and_verify_without_a_client_exit_cleanly(
     assert result.code == EXIT_STOPPED, result
     assert "Scalekit is not configured: set" in result.err
     assert run.records.get().status == Status.SUCCEEDED
+
+
+def test_membership_added_by_a_crashed_attempt_is_found_on_recheck_and_rolled_back(
+    scalekit, sdk, command, write
+):
+    from migration.batches import claim
+
+    acme = sdk.organization.create_organization(
+        organizations_pb2.CreateOrganization(display_name="Acme", external_id="acme")
+    )[0].organization
+    globex = sdk.organization.create_organization(
+        organizations_pb2.CreateOrganization(display_name="Globex", external_id="globex")
+    )[0].organization
+    alice = sdk.users.create_user_and_membership(
+        acme.id,
+        users_pb2.CreateUser(email="alice@example.com", external_id="u1"),
+        send_invitation_email=False,
+    )[0].user
+    users = write("users.csv", "email,external_id,memberships\nalice@example.com,u1,acme;globex\n")
+    organizations = write("orgs.csv", "external_id,display_name\nacme,Acme\nglobex,Globex\n")
+    with override_settings(MIGRATION=FAST_MIGRATION):
+        run = create_run(
+            [open_file_source("organization", organizations), open_file_source("user", users)]
+        )
+    record = run.records.get(kind="user")
+    claim(run, "user", record.pk, record.pk, "dead-worker")
+    # The dead worker had added alice to globex; its answer, and the ledger write, were lost.
+    sdk.users.create_membership(globex.id, alice.id, users_pb2.CreateMembership())
+
+    resumed = command("migration_resume", run.pk, "--takeover", "--no-progress")
+    assert resumed.code == EXIT_OK, resumed
+    record.refresh_from_db()
+    assert record.result == {"created_memberships": [globex.id]}
+
+    rolled = command("migration_rollback", run.pk, "--yes", "--json")
+    assert rolled.code == EXIT_OK, rolled
+    assert json.loads(rolled.out)["memberships_removed"] == 1
+    assert set(memberships(all_users(sdk)["alice@example.com"])) == {acme.id}
