@@ -479,20 +479,21 @@ def _requeue_stalled_phase(run: ImportRun, stale: Any) -> int:
     if run.records.filter(Q(claimed_at__gte=stale) | Q(updated_at__gte=stale)).exists():
         return 0  # something is progressing
     ranges = work_ranges(run, kind)
+    if not ranges:
+        # Nothing left in the phase, yet it never moved on: the worker that finished its last
+        # batch died before advancing the run. Advance it now (a compare-and-set, as always).
+        logger.warning("migration: run %s stalled after phase %s: advancing it", run.pk, run.phase)
+        advance(run.pk, kind)
+        return 0
     for lo, hi in ranges:
         process_batch.delay(run.pk, kind, lo, hi)
-    if ranges:
-        logger.warning(
-            "migration: run %s stalled in phase %s: %d batch(es) queued again",
-            run.pk,
-            run.phase,
-            len(ranges),
-        )
-    return (
-        run.records.filter(kind=kind, status__in=[Status.PENDING, Status.IN_FLIGHT]).count()
-        if ranges
-        else 0
+    logger.warning(
+        "migration: run %s stalled in phase %s: %d batch(es) queued again",
+        run.pk,
+        run.phase,
+        len(ranges),
     )
+    return run.records.filter(kind=kind, status__in=[Status.PENDING, Status.IN_FLIGHT]).count()
 
 
 COUNTS_EVERY_SECONDS = 2.0

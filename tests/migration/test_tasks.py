@@ -106,3 +106,21 @@ def test_a_live_batch_renews_its_lease_after_a_third_of_it(run_factory, record_f
     other.refresh_from_db()
     assert mine.claimed_at > claimed + timedelta(seconds=20) and other.claimed_at == claimed
     assert requeue_expired() == {}  # renewed: not taken from the live batch
+
+
+@pytest.mark.django_db
+@override_settings(MIGRATION={"LEASE_SECONDS": 60})
+def test_a_run_whose_last_batch_never_advanced_it_is_finished(run_factory, record_factory):
+    long_ago = timezone.now() - timedelta(minutes=10)
+    run = run_factory(
+        status=ImportRun.Status.RUNNING,
+        phase=ImportRun.Phase.USERS,
+        options={"mode": "celery"},
+        started_at=long_ago,
+    )
+    record_factory.create_batch(2, run=run, status=Status.SUCCEEDED, outcome="created")
+    ImportRecord.objects.update(updated_at=long_ago)
+
+    assert requeue_expired() == {}
+    run.refresh_from_db()
+    assert (run.status, run.phase) == (ImportRun.Status.COMPLETED, ImportRun.Phase.DONE)
