@@ -113,6 +113,8 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Longer than any batch: a message redelivered while its batch still runs takes its records over.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 
 # Scalekit: credentials only from the environment. Every key is documented in scalekit_auth/conf.py.
 SCALEKIT_AUTH = {
@@ -141,6 +143,7 @@ READINESS = {
 CELERY_BEAT_SCHEDULE = {
     "readiness-checks": {"task": "readiness.run_scheduled_checks", "schedule": 3600.0},
     "scalekit-auth-purge-events": {"task": "scalekit_auth.purge_events", "schedule": 86400.0},
+    "migration-requeue-expired": {"task": "migration.tasks.requeue_expired", "schedule": 60.0},
 }
 
 LOGGING = {
