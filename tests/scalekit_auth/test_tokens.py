@@ -143,10 +143,11 @@ def test_key_rotation_is_followed_with_one_jwks_fetch(auth_emulator):
 
 def test_bearer_claims_are_cached_until_expiry(auth_emulator, settings):
     settings.SCALEKIT_AUTH = {**settings.SCALEKIT_AUTH, "TOKEN_LEEWAY_SECONDS": 0}
-    token = auth_emulator.keys.sign(claims_for(auth_emulator, exp=int(time.time()) + 1))
+    exp = int(time.time()) + 3  # whole seconds: at least 2 s from now, even on a busy machine
+    token = auth_emulator.keys.sign(claims_for(auth_emulator, exp=exp))
     first = tokens.verify_bearer(token)
     assert tokens.verify_bearer(token) is first  # served from the cache
-    time.sleep(1.1)
+    time.sleep(max(0.0, exp - time.time()) + 0.2)
     with pytest.raises(tokens.TokenError) as excinfo:
         tokens.verify_bearer(token)
     assert excinfo.value.reason == "expired"
