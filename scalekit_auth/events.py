@@ -22,12 +22,12 @@ from typing import Any
 
 from django.core.cache import caches
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
 from .conf import app_settings
-from .models import AuthEvent
+from .models import AuthEvent, WebhookEvent
 
 logger = logging.getLogger("scalekit_auth")
 
@@ -103,6 +103,7 @@ class PurgeResult:
     dry_run: bool
     deleted: int
     by_kind: dict[str, int] = field(default_factory=dict)
+    webhook_events: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +112,7 @@ class PurgeResult:
             "dry_run": self.dry_run,
             "deleted": self.deleted,
             "by_kind": self.by_kind,
+            "webhook_events": self.webhook_events,
         }
 
 
@@ -120,6 +122,9 @@ def purge(
     """Delete auth events created more than ``older_than_days`` (default
     ``EVENT_RETENTION_DAYS``) days ago, in batches; with ``dry_run``, only count them.
 
+    Processed webhook events of the same age go too: they only guard against a redelivery being
+    applied twice, and Scalekit refuses nothing older than ``WEBHOOK_TOLERANCE_SECONDS`` anyway.
+
     Plain Django, no Celery: schedule it however the project schedules work (a Celery beat
     task calling it, cron running ``manage.py scalekit_auth_purge_events``).
     """
@@ -128,15 +133,26 @@ def purge(
         raise ValueError(f"older_than_days must be an integer of at least 1, not {days!r}.")
     cutoff = (now or timezone.now()) - timedelta(days=days)
     old = AuthEvent.objects.filter(created_at__lt=cutoff)
+    old_webhooks = WebhookEvent.objects.filter(received_at__lt=cutoff)
     by_kind = dict(
         old.order_by().values_list("kind").annotate(n=Count("pk")).values_list("kind", "n")
     )
-    deleted = 0
     if dry_run:
-        deleted = sum(by_kind.values())
+        deleted, webhooks = sum(by_kind.values()), old_webhooks.count()
     else:
-        while batch := list(old.order_by("pk").values_list("pk", flat=True)[:PURGE_BATCH_SIZE]):
-            with transaction.atomic():
-                deleted += AuthEvent.objects.filter(pk__in=batch).delete()[0]
-        logger.info("scalekit_auth purged %d auth event(s) older than %d days", deleted, days)
-    return PurgeResult(days, cutoff, dry_run, deleted, dict(sorted(by_kind.items())))
+        deleted, webhooks = _delete_in_batches(old), _delete_in_batches(old_webhooks)
+        logger.info(
+            "scalekit_auth purged %d auth event(s) and %d webhook event(s) older than %d days",
+            deleted,
+            webhooks,
+            days,
+        )
+    return PurgeResult(days, cutoff, dry_run, deleted, dict(sorted(by_kind.items())), webhooks)
+
+
+def _delete_in_batches(queryset: QuerySet) -> int:
+    deleted = 0
+    while batch := list(queryset.order_by("pk").values_list("pk", flat=True)[:PURGE_BATCH_SIZE]):
+        with transaction.atomic():
+            deleted += queryset.model.objects.filter(pk__in=batch).delete()[0]
+    return deleted

@@ -259,7 +259,7 @@ def test_command_deletes_and_reports(capsys):
     call_command("scalekit_auth_purge_events", "--older-than", "30")
     out = capsys.readouterr().out
     assert out.startswith("Deleted 1 auth event(s) created before ")
-    assert out.rstrip().endswith("(older than 30 days): 1 bearer.")
+    assert "(older than 30 days): 1 bearer. Deleted 0 webhook event(s)" in out
     assert AuthEvent.objects.count() == 1
 
 
@@ -287,3 +287,19 @@ def test_command_exits_2_on_bad_arguments_and_settings(settings):
     with pytest.raises(CommandError, match="invalid int value"):
         call_command("scalekit_auth_purge_events", "--older-than", "ninety")
     assert AuthEvent.objects.count() == 1
+
+
+def test_purge_deletes_webhook_events_of_the_same_age():
+    from scalekit_auth.models import WebhookEvent
+
+    from .factories import WebhookEventFactory
+
+    old, recent = WebhookEventFactory(), WebhookEventFactory()
+    WebhookEvent.objects.filter(pk=old.pk).update(received_at=timezone.now() - timedelta(days=91))
+    assert events.purge(dry_run=True).webhook_events == 1
+    assert WebhookEvent.objects.count() == 2
+
+    result = events.purge()
+
+    assert result.webhook_events == 1 and result.as_dict()["webhook_events"] == 1
+    assert list(WebhookEvent.objects.values_list("pk", flat=True)) == [recent.pk]

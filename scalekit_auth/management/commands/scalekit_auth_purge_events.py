@@ -1,4 +1,4 @@
-"""``manage.py scalekit_auth_purge_events``: delete auth events past their retention.
+"""``manage.py scalekit_auth_purge_events``: delete auth and webhook events past their retention.
 
 Exit codes: 0 done (also when nothing was old enough), 2 for bad arguments or settings.
 """
@@ -49,4 +49,5 @@ class Command(BaseCommand):
             f"{verb} {result.deleted} auth event(s) created before "
             f"{result.cutoff:%Y-%m-%d %H:%M} UTC (older than {result.older_than_days} days)"
             + (f": {kinds}." if kinds else ".")
+            + f" {verb} {result.webhook_events} webhook event(s) received before then."
         )
