@@ -1,8 +1,10 @@
 """The one place where this project reaches Scalekit: a lazily built, per-process SDK client.
 
-Every call that leaves the process goes through ``get_client()``. The client is built on first
-use (the SDK fetches a management token in its constructor, so building it is a network call) and
-shared by all threads of the process.
+Every call that leaves the process goes through this module: the SDK through ``get_client()``
+(built on first use, since the SDK fetches a management token in its constructor, and shared by
+all threads of the process), and the few plain HTTPS requests the SDK does not make for us
+(JWKS, token endpoint answers, readiness probes) through ``environment_request()``, which only
+ever talks https to ``SCALEKIT_AUTH['ENVIRONMENT_URL']`` with the configured trust store.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 import json
 import os
 import threading
+from urllib.parse import urlsplit
 
 import requests
 from django.core.exceptions import ImproperlyConfigured
 from scalekit import ScalekitClient
 
 from .conf import app_settings
+from .signals import token_requested
 
 _lock = threading.Lock()
 _client: ScalekitClient | None = None
@@ -75,13 +79,82 @@ def reset_client() -> None:
         _client = None
 
 
+def environment_url() -> str:
+    """``SCALEKIT_AUTH['ENVIRONMENT_URL']`` without its trailing slash; only an https URL.
+
+    Raises ``ImproperlyConfigured`` for an empty or non-https URL: client credentials and
+    tokens never cross the network in clear.
+    """
+    url = (app_settings.ENVIRONMENT_URL or "").rstrip("/")
+    if not url:
+        raise ImproperlyConfigured(
+            "SCALEKIT_AUTH['ENVIRONMENT_URL'] is empty: set SCALEKIT_ENVIRONMENT_URL."
+        )
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.netloc:
+        raise ImproperlyConfigured(
+            f"SCALEKIT_AUTH['ENVIRONMENT_URL'] {url} is not an https URL; Scalekit is only "
+            "reached over https (set it to https://<your environment>)."
+        )
+    return url
+
+
+def environment_request(
+    method: str, path: str, *, data: dict[str, str] | None = None, timeout: float = 5.0
+) -> requests.Response:
+    """One plain HTTPS request to ``ENVIRONMENT_URL + path``, returned whatever its status.
+
+    Trusts ``SCALEKIT_AUTH['CA_BUNDLE']`` when set (the emulator), the system store otherwise;
+    follows no redirect (a ``Location`` elsewhere must not receive a form with a secret).
+    ``path`` is absolute on the environment (``"/keys"``), never a URL. Raises
+    ``ImproperlyConfigured`` (see ``environment_url``), ``ValueError`` for a bad path, and
+    ``requests.RequestException`` for a transport failure.
+    """
+    if not path.startswith("/") or path.startswith("//"):
+        raise ValueError(f"environment_request() takes a path starting with one '/', not {path!r}.")
+    return requests.request(
+        method,
+        environment_url() + path,
+        data=data,
+        timeout=timeout,
+        verify=app_settings.CA_BUNDLE or True,
+        allow_redirects=False,
+    )
+
+
+def client_credentials_response(timeout: float = 5.0) -> requests.Response:
+    """A fresh ``client_credentials`` request to the token endpoint with the configured id and
+    secret, returned whatever its status (a 401 means the credentials are refused).
+
+    Not through the cached SDK client, whose token was fetched once at start-up: a secret
+    rotated or revoked since then shows here. The secret is only put in the form body.
+    """
+    missing = [key for key in ("CLIENT_ID", "CLIENT_SECRET") if not getattr(app_settings, key)]
+    if missing:
+        raise ImproperlyConfigured(
+            "Scalekit is not configured: set "
+            + ", ".join(f"SCALEKIT_AUTH['{key}']" for key in missing)
+            + " (from the SCALEKIT_* environment variables)."
+        )
+    return environment_request(
+        "POST",
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": app_settings.CLIENT_ID,
+            "client_secret": app_settings.CLIENT_SECRET,
+        },
+        timeout=timeout,
+    )
+
+
 def fetch_jwks(timeout: float = 5.0) -> dict:
     """GET the environment's JWKS (``/keys``). Ours, not the SDK's: the SDK caches keys for the
     life of the process, so a key rotation would break every login until a restart."""
-    url = app_settings.ENVIRONMENT_URL.rstrip("/") + "/keys"
-    verify: str | bool = app_settings.CA_BUNDLE or True
-    response = requests.get(url, timeout=timeout, verify=verify)
+    response = environment_request("GET", "/keys", timeout=timeout)
     response.raise_for_status()
+    if response.is_redirect:
+        raise requests.HTTPError(f"the JWKS answered a {response.status_code} redirect")
     return response.json()
 
 
@@ -93,8 +166,13 @@ def token_request(form: dict[str, str]) -> dict:
     JWKS (a bare ``KeyError`` after a key rotation) and without issuer or audience;
     ``scalekit_auth.tokens`` verifies both tokens properly instead. SDK exceptions
     (``ScalekitBadRequestException`` for an ``invalid_grant``, ...) propagate.
+    ``signals.token_requested`` is sent first, with the form's ``grant_type``.
     """
+    grant_type = form.get("grant_type")
+    if not grant_type:
+        raise ValueError("token_request() needs a form with a grant_type.")
     sdk = get_client()
+    token_requested.send(sender=None, grant_type=grant_type)
     data = {
         **form,
         "client_id": sdk.core_client.client_id,

@@ -1,18 +1,26 @@
 """Kind N: short network probes of Scalekit and of the public site. Never run as system checks.
 
-Each request has a timeout of ``READINESS['NETWORK_TIMEOUT']`` seconds (5 at most). When
-``SCALEKIT_AUTH['CA_BUNDLE']`` is set (the emulator), it is the trust store for these requests too.
-No token or secret is ever put in a result: only key ids, lifetimes and latencies.
+Each request has a timeout of ``READINESS['NETWORK_TIMEOUT']`` seconds (5 at most). Every request
+to Scalekit goes through ``scalekit_auth.client`` (``environment_request`` and
+``client_credentials_response``): https only, the trust store of ``SCALEKIT_AUTH['CA_BUNDLE']``
+when set (the emulator), no redirects. The two public-site probes (http-to-https redirect, HSTS)
+request the project's own ``READINESS['PUBLIC_URL']``, not Scalekit, so they use ``requests``
+directly with the system trust store. No token or secret is ever put in a result: only key ids,
+lifetimes and latencies.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
 import requests
+from django.core.exceptions import ImproperlyConfigured
+
+from scalekit_auth import client as scalekit
 
 from .. import contract
 from ..conf import app_settings
@@ -35,21 +43,33 @@ def timeout() -> float:
     return max(0.1, min(float(app_settings.NETWORK_TIMEOUT), 5.0))
 
 
-def _verify() -> str | bool:
-    return contract.scalekit_setting("CA_BUNDLE") or True
-
-
 def env_url() -> str:
     return (contract.scalekit_setting("ENVIRONMENT_URL") or "").rstrip("/")
 
 
-def fetch(method: str, url: str, **kwargs: Any) -> tuple[requests.Response, float]:
-    """One request with the probe timeout; returns the response and its latency in ms."""
-    kwargs.setdefault("verify", _verify())
-    kwargs.setdefault("allow_redirects", False)
+def timed(call: Callable[[], requests.Response]) -> tuple[requests.Response, float]:
+    """Run ``call``; returns its response and its latency in ms."""
     started = time.perf_counter()
-    response = requests.request(method, url, timeout=timeout(), **kwargs)
+    response = call()
     return response, round((time.perf_counter() - started) * 1000, 1)
+
+
+def fetch_public(url: str) -> tuple[requests.Response, float]:
+    """GET a page of the public site (not Scalekit) with the probe timeout, no redirects."""
+    return timed(lambda: requests.get(url, timeout=timeout(), verify=True, allow_redirects=False))
+
+
+def fetch_scalekit(path: str) -> tuple[requests.Response, float]:
+    """GET ``path`` on the Scalekit environment through ``scalekit_auth.client``."""
+    return timed(lambda: scalekit.environment_request("GET", path, timeout=timeout()))
+
+
+def environment_path(url: str) -> str | None:
+    """The path (and query) of ``url`` when it is on the environment's own https origin."""
+    parts, base = urlsplit(url), urlsplit(env_url())
+    if (parts.scheme, parts.netloc) != ("https", base.netloc) or not parts.path.startswith("/"):
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def _unreachable(what: str, url: str, exc: requests.RequestException) -> ProbeResult:
@@ -70,7 +90,9 @@ def discovery(ctx: ProbeContext) -> tuple[dict[str, Any] | None, ProbeResult]:
             return None, failed("SCALEKIT_AUTH['ENVIRONMENT_URL'] is empty; nothing to reach.")
         url = f"{base}/.well-known/openid-configuration"
         try:
-            response, latency = fetch("GET", url)
+            response, latency = fetch_scalekit("/.well-known/openid-configuration")
+        except ImproperlyConfigured as exc:
+            return None, failed(str(exc))
         except requests.RequestException as exc:
             return None, _unreachable("OIDC discovery", url, exc)
         evidence = {"url": url, "status": response.status_code, "latency_ms": latency}
@@ -129,12 +151,22 @@ def jwks(ctx: ProbeContext) -> tuple[list[dict[str, Any]] | None, ProbeResult]:
         base = env_url()
         if not base:
             return None, failed("SCALEKIT_AUTH['ENVIRONMENT_URL'] is empty; nothing to reach.")
-        url = str((document or {}).get("jwks_uri") or f"{base}/keys")
+        published = str((document or {}).get("jwks_uri") or "")
+        path = environment_path(published) or "/keys"
+        url = base + path
         try:
-            response, latency = fetch("GET", url)
+            response, latency = fetch_scalekit(path)
+        except ImproperlyConfigured as exc:
+            return None, failed(str(exc))
         except requests.RequestException as exc:
             return None, _unreachable("The JWKS", url, exc)
-        evidence = {"url": url, "status": response.status_code, "latency_ms": latency}
+        evidence: dict[str, Any] = {
+            "url": url,
+            "status": response.status_code,
+            "latency_ms": latency,
+        }
+        if published and published != url:
+            evidence["published_jwks_uri"] = published
         if response.status_code != 200:
             return None, failed(f"The JWKS answered {response.status_code}.", evidence=evidence)
         try:
@@ -208,15 +240,9 @@ def token_endpoint(ctx: ProbeContext) -> ProbeResult:
         )
     url = f"{base}/oauth/token"
     try:
-        response, latency = fetch(
-            "POST",
-            url,
-            data={
-                "grant_type": "client_credentials",
-                "client_id": client_id,
-                "client_secret": client_secret,
-            },
-        )
+        response, latency = timed(lambda: scalekit.client_credentials_response(timeout()))
+    except ImproperlyConfigured as exc:
+        return failed(str(exc))
     except requests.RequestException as exc:
         return _unreachable("The token endpoint", url, exc)
     evidence: dict[str, Any] = {"url": url, "status": response.status_code, "latency_ms": latency}
@@ -283,7 +309,7 @@ def http_redirects_to_https(ctx: ProbeContext) -> ProbeResult:
     hops = []
     for _ in range(2):
         try:
-            response, latency = fetch("GET", url, verify=True)
+            response, latency = fetch_public(url)
         except requests.RequestException as exc:
             return _unreachable("The public site", url, exc)
         hops.append({"url": url, "status": response.status_code, "latency_ms": latency})
@@ -324,7 +350,7 @@ def hsts_header(ctx: ProbeContext) -> ProbeResult:
     if not public.startswith("https://"):
         return failed(f"READINESS['PUBLIC_URL'] {public} is not https.")
     try:
-        response, _ = fetch("GET", public, verify=True)
+        response, _ = fetch_public(public)
     except requests.RequestException as exc:
         return _unreachable("The public site", public, exc)
     header = response.headers.get("Strict-Transport-Security", "")

@@ -13,9 +13,11 @@ they touch is put back:
   afterwards, so a cache-backed store keeps no session of a temporary (superuser) account whose
   primary key a real user may get next;
 - the loggers of ``QUIET_LOGGERS`` drop this thread's expected 4xx records while a probe runs;
-- ``CoreClient.authenticate`` of the Scalekit SDK is wrapped process-wide while at least one forged
-  state probe runs (``_ExchangeSpy``); other threads pass through it unchanged, and the original is
-  put back when the last such probe ends, whatever the interleaving of overlapping runs.
+- a receiver of ``scalekit_auth.signals.token_requested`` (sent by
+  ``scalekit_auth.client.token_request()``, through which every code exchange of the project goes)
+  is connected while at least one forged-state probe runs (``_ExchangeSpy``); it counts only the
+  probing thread's exchanges, and is disconnected when the last such probe ends, whatever the
+  interleaving of overlapping runs. Nothing of the SDK is patched.
 """
 
 from __future__ import annotations
@@ -426,41 +428,37 @@ def login_state_and_pkce(ctx: ProbeContext) -> ProbeResult:
 
 
 class _ExchangeSpy:
-    """Counts authorization-code exchanges this thread makes through the SDK during a probe.
+    """Counts authorization-code exchanges this thread makes during a probe.
 
-    Every exchange, the SDK's ``authenticate_with_code`` or a project's own call, goes through
-    ``CoreClient.authenticate``. One wrapper is installed for all overlapping probes (threads of
-    the web server or of Celery): the first spy installs it, the last one out restores the
-    original, under a lock. Threads without a spy pass through the wrapper untouched.
+    Every exchange of the project goes through ``scalekit_auth.client.token_request()``, which
+    sends ``token_requested`` first. One receiver is connected for all overlapping probes
+    (threads of the web server or of Celery): the first spy connects it, the last one out
+    disconnects it, under a lock. Exchanges of threads without a spy are not counted.
     """
 
     _lock = threading.Lock()
     _active: dict[int, list[_ExchangeSpy]] = {}
-    _original: Callable[..., Any] | None = None
+    DISPATCH_UID = "readiness.probes.requests.exchange_spy"
 
     def __init__(self) -> None:
         self.calls = 0
         self.thread = threading.get_ident()
 
     @classmethod
-    def _wrapper(cls, original: Callable[..., Any]) -> Callable[..., Any]:
-        def authenticate(client: Any, data: dict, *args: Any, **kwargs: Any) -> Any:
-            if data.get("grant_type") == "authorization_code":
+    def _received(cls, sender: Any, grant_type: str = "", **kwargs: Any) -> None:
+        if grant_type == "authorization_code":
+            with cls._lock:
                 for spy in cls._active.get(threading.get_ident(), ()):
                     spy.calls += 1
-            return original(client, data, *args, **kwargs)
-
-        return authenticate
 
     @contextmanager
     def installed(self) -> Iterator[_ExchangeSpy]:
-        from scalekit.core import CoreClient
+        from scalekit_auth.signals import token_requested
 
         cls = type(self)
         with cls._lock:
             if not cls._active:
-                cls._original = CoreClient.authenticate
-                CoreClient.authenticate = cls._wrapper(cls._original)
+                token_requested.connect(cls._received, weak=False, dispatch_uid=cls.DISPATCH_UID)
             cls._active.setdefault(self.thread, []).append(self)
         try:
             yield self
@@ -471,9 +469,8 @@ class _ExchangeSpy:
                     mine.remove(self)
                 if not mine:
                     cls._active.pop(self.thread, None)
-                if not cls._active and cls._original is not None:
-                    CoreClient.authenticate = cls._original
-                    cls._original = None
+                if not cls._active:
+                    token_requested.disconnect(dispatch_uid=cls.DISPATCH_UID)
 
 
 TOKEN_KEY_RE = re.compile(r"(access|refresh|id)_?token", re.IGNORECASE)

@@ -104,10 +104,48 @@ class TestScalekitReachable:
         assert f"The environment URL {url} is not https" in result.message
         assert received == []
 
+    def test_discovery_and_jwks_refuse_plain_http(self, scalekit_settings, recorder):
+        """Every Scalekit request goes through scalekit_auth.client, which speaks https only."""
+        url, received = recorder
+        with with_scalekit(scalekit_settings, ENVIRONMENT_URL=url):
+            ctx = ProbeContext()
+            discovery = run_probe("readiness.E054", ctx=ctx)
+            jwks = run_probe("readiness.E055", ctx=ctx)
+        assert discovery.status == FAIL and jwks.status == FAIL
+        assert f"SCALEKIT_AUTH['ENVIRONMENT_URL'] {url} is not an https URL" in discovery.message
+        assert "is not an https URL" in jwks.message
+        assert received == []
+
     def test_no_network(self, scalekit_settings):
         result = run_probe("readiness.E054", network=False)
         assert result.status == SKIP
         assert "--no-network" in result.message
+
+
+@pytest.fixture
+def recorder():
+    """A plain-http server on 127.0.0.1 recording the paths it is asked for; yields (url, log)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[str] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            received.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", received
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture

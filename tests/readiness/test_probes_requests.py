@@ -269,12 +269,15 @@ class TestErrorPages:
         assert "shows debug information" in result.message
 
 
-def test_callback_spy_restores_the_sdk():
+def test_callback_spy_disconnects_and_leaves_the_sdk_alone():
     from scalekit.core import CoreClient
+
+    from scalekit_auth.signals import token_requested
 
     original = CoreClient.authenticate
     probe_in(GOOD, "readiness.E045")
     assert CoreClient.authenticate is original
+    assert not token_requested.has_listeners()
 
 
 def test_callback_that_exchanges_a_forged_code_is_caught(scalekit_settings):
@@ -341,15 +344,13 @@ class TestSideEffects:
             assert result.status == PASS, result.message
             assert session_keys_in_cache() == before
 
-    def test_overlapping_exchange_spies_restore_the_sdk(self):
-        """Two runs in two threads, interleaved: the SDK's method is the original afterwards."""
+    def test_overlapping_exchange_spies_disconnect_at_the_end(self):
+        """Two runs in two threads, interleaved: the receiver stays until the last one leaves."""
         import threading
 
-        from scalekit.core import CoreClient
-
         from readiness.probes.requests import _ExchangeSpy
+        from scalekit_auth.signals import token_requested
 
-        original = CoreClient.authenticate
         a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
         seen = {}
 
@@ -364,7 +365,8 @@ class TestSideEffects:
             with _ExchangeSpy().installed() as spy:
                 b_in.set()
                 a_out.wait(5)
-                seen["wrapped"] = CoreClient.authenticate is not original
+                seen["connected"] = token_requested.has_listeners()
+                token_requested.send(sender=None, grant_type="authorization_code")
                 seen["spy"] = spy
 
         threads = [threading.Thread(target=first), threading.Thread(target=second)]
@@ -372,32 +374,26 @@ class TestSideEffects:
             thread.start()
         for thread in threads:
             thread.join(10)
-        assert seen["wrapped"], "the second spy lost its wrapper when the first one left"
-        assert CoreClient.authenticate is original
+        assert seen["connected"], "the second spy lost its receiver when the first one left"
+        assert seen["spy"].calls == 1
+        assert not token_requested.has_listeners()
 
     def test_spy_counts_only_its_own_thread(self):
         import threading
 
-        from scalekit.core import CoreClient
-
         from readiness.probes.requests import _ExchangeSpy
+        from scalekit_auth.signals import token_requested
 
-        calls = []
-        original = CoreClient.authenticate
-        CoreClient.authenticate = lambda client, data, *a, **k: calls.append(data)
-        try:
-            with _ExchangeSpy().installed() as spy:
-                CoreClient.authenticate(None, {"grant_type": "authorization_code"})
-                other = threading.Thread(
-                    target=CoreClient.authenticate,
-                    args=(None, {"grant_type": "authorization_code"}),
-                )
-                other.start()
-                other.join()
-                CoreClient.authenticate(None, {"grant_type": "refresh_token"})
-        finally:
-            CoreClient.authenticate = original
-        assert spy.calls == 1 and len(calls) == 3
+        def exchange() -> None:
+            token_requested.send(sender=None, grant_type="authorization_code")
+
+        with _ExchangeSpy().installed() as spy:
+            exchange()
+            other = threading.Thread(target=exchange)
+            other.start()
+            other.join()
+            token_requested.send(sender=None, grant_type="refresh_token")
+        assert spy.calls == 1
 
     def test_unconfigured_webhook_503s_are_not_logged_as_errors(self, caplog):
         from .helpers import production_scalekit

@@ -69,17 +69,14 @@ def exchanging_callback(request: HttpRequest) -> HttpResponse:
     """Sends whatever code arrives to Scalekit without looking at the state."""
     from scalekit.common.exceptions import ScalekitException
 
-    from scalekit_auth.client import get_client
+    from scalekit_auth.client import token_request
 
-    sdk = get_client()
     try:
-        sdk.core_client.authenticate(
-            data={
+        token_request(
+            {
                 "grant_type": "authorization_code",
                 "code": request.GET.get("code", ""),
                 "redirect_uri": "https://app.example.com/auth/callback/",
-                "client_id": sdk.core_client.client_id,
-                "client_secret": sdk.core_client.client_secret,
             }
         )
     except ScalekitException:
