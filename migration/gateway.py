@@ -335,6 +335,19 @@ class Gateway:
         permission = roles_pb2.CreatePermission(name=name, description=description or name)
         self.call("CreatePermission", self.client.permissions.create_permission, permission)
 
+    def get_permission(self, name: str) -> Any:
+        return self.call("GetPermission", self.client.permissions.get_permission, name).permission
+
+    def delete_permission(self, name: str) -> None:
+        self.call("DeletePermission", self.client.permissions.delete_permission, name)
+
+    def role_permission_names(self, role_name: str) -> set[str]:
+        """The permissions ``role_name`` holds itself (not those it inherits)."""
+        response = self.call(
+            "ListRolePermissions", self.client.permissions.list_role_permissions, role_name
+        )
+        return {p.name for p in response.permissions}
+
     # organizations -------------------------------------------------------------------------
     def create_organization(self, payload: dict[str, Any]) -> Any:
         organization = organizations_pb2.CreateOrganization(

@@ -1,8 +1,9 @@
 """Undo a run in Scalekit: delete only what this run created.
 
 Users the run created are deleted; memberships it added to users that already existed are
-removed (the users stay); then the organizations it created, then the roles it created. Objects
-that were already in Scalekit are never touched. Records end ``rolled_back``; a deletion that
+removed (the users stay); then the organizations it created, then the roles it created, then the
+permissions it created for those roles (kept, and reported, while a role that stays holds one).
+Objects that were already in Scalekit are never touched. Records end ``rolled_back``; a deletion that
 fails leaves its record as it was, with the error, so the rollback can be run again.
 
 What counts is what the ledger says the run created, whatever the record's status: a user
@@ -42,6 +43,8 @@ class RollbackReport:
     deleted: dict[str, int] = field(default_factory=dict)
     memberships_removed: int = 0
     errors: list[str] = field(default_factory=list)
+    kept_permissions: dict[str, str] = field(default_factory=dict)
+    """Permission the run created -> the role, not deleted by the rollback, that holds it."""
 
 
 def to_undo(run: ImportRun, kind: str | None = None) -> QuerySet[ImportRecord]:
@@ -138,6 +141,7 @@ def rollback(
                     )
                 if progress:
                     progress(len(chunk))
+    undo_permissions(run, gateway, report)
     with ledger_lock():
         if not report.errors:
             run.status = ImportRun.Status.ROLLED_BACK
@@ -146,3 +150,45 @@ def rollback(
             run.save(update_fields=["status", "finished_at", "message"])
         run.refresh_counts()
     return report
+
+
+def undo_permissions(run: ImportRun, gateway: Gateway, report: RollbackReport) -> None:
+    """Delete the permissions the run created for its roles, once those roles are gone.
+
+    Deleting a permission takes it off every role, so one still held by a role (one the
+    rollback could not delete, or one someone gave it since) is kept and reported instead.
+    Listed from every role record, whatever its status: a role that failed after its
+    permissions were created still created them.
+    """
+    with ledger_lock():
+        results = run.records.filter(
+            kind=Kind.ROLE, result__has_key="created_permissions"
+        ).values_list("result", flat=True)
+        names = sorted({name for result in results for name in result["created_permissions"]})
+    if not names:
+        return
+    try:
+        holders = {
+            permission: role.name
+            for role in gateway.list_roles()
+            for permission in gateway.role_permission_names(role.name)
+        }
+    except Fatal:
+        raise
+    except ScalekitCallError as exc:
+        report.errors.append(f"permissions: cannot list the roles: {exc.code}: {exc.message}")
+        return
+    for name in names:
+        if name in holders:
+            report.kept_permissions[name] = holders[name]
+            continue
+        try:
+            gateway.delete_permission(name)
+        except NotFound:
+            continue
+        except Fatal:
+            raise
+        except ScalekitCallError as exc:
+            report.errors.append(f"permission {name}: {exc.code}: {exc.message}")
+            continue
+        report.deleted["permission"] = report.deleted.get("permission", 0) + 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..gateway import AlreadyExists, NotFound, Permanent
 from ..models import ImportRecord
-from .context import FlowContext, succeed
+from .context import FlowContext, created_or_existing, succeed
 
 Outcome = ImportRecord.Outcome
 
@@ -26,7 +26,7 @@ def import_role(record: ImportRecord, ctx: FlowContext) -> None:
         else:
             succeed(record, role.id, Outcome.CREATED)
             return
-    ensure_permissions(payload.get("permissions") or [], ctx)
+    ensure_permissions(record, ctx)
     try:
         role = ctx.gateway.create_role(payload)
     except AlreadyExists:
@@ -36,19 +36,47 @@ def import_role(record: ImportRecord, ctx: FlowContext) -> None:
     succeed(record, role.id, Outcome.CREATED)
 
 
-def ensure_permissions(names: list[str], ctx: FlowContext) -> None:
-    """Scalekit refuses a role naming a permission it does not know: create those first."""
+def ensure_permissions(record: ImportRecord, ctx: FlowContext) -> None:
+    """Scalekit refuses a role naming a permission it does not know: create those first.
+
+    The ones this run creates are listed in ``record.result["created_permissions"]`` (saved
+    even when the role itself then fails), so a rollback can delete them. Two roles needing
+    the same new permission: the one whose create succeeded lists it, the other sees it exist.
+    """
+    names = record.payload.get("permissions") or []
     if not names:
         return
     if ctx.permissions is None:
         ctx.permissions = ctx.gateway.list_permission_names()
-    for name in names:
-        if name in ctx.permissions:
-            continue
-        try:
-            ctx.gateway.create_permission(name, f"Imported permission {name}")
-        except AlreadyExists:
-            pass
-        except Permanent as exc:
-            raise Permanent(f"permission {name!r}: {exc.message}", exc.code) from None
-        ctx.permissions.add(name)
+    created = list(record.result.get("created_permissions", []))
+    try:
+        for name in names:
+            if name in created:
+                continue
+            if name in ctx.permissions:
+                if record.recheck and _created_by_earlier_attempt(record, name, ctx):
+                    created.append(name)
+                continue
+            try:
+                ctx.gateway.create_permission(name, f"Imported permission {name}")
+            except AlreadyExists:
+                # An earlier attempt's create may have gone through with its answer lost.
+                if record.recheck and _created_by_earlier_attempt(record, name, ctx):
+                    created.append(name)
+            except Permanent as exc:
+                raise Permanent(f"permission {name!r}: {exc.message}", exc.code) from None
+            else:
+                created.append(name)
+            ctx.permissions.add(name)
+    finally:
+        if created:
+            record.result = {**record.result, "created_permissions": created}
+
+
+def _created_by_earlier_attempt(record: ImportRecord, name: str, ctx: FlowContext) -> bool:
+    """A permission an attempt of this record created before its answer (or save) was lost."""
+    try:
+        permission = ctx.gateway.get_permission(name)
+    except NotFound:
+        return False
+    return created_or_existing(record, permission.create_time) == Outcome.CREATED

@@ -220,7 +220,12 @@ def test_existing_user_gets_every_missing_membership_and_role(
     run = ImportRun.objects.get()
     rolled = command("migration_rollback", run.pk, "--yes", "--json")
     assert rolled.code == EXIT_OK, rolled
-    assert json.loads(rolled.out)["deleted"] == {"user": 2, "organization": 1, "role": 1}
+    assert json.loads(rolled.out)["deleted"] == {
+        "user": 2,
+        "organization": 1,
+        "role": 1,
+        "permission": 2,  # content:edit and content:read, created for the editor role
+    }
     left = all_users(sdk)
     assert set(left) == {"alice@example.com"}
     assert memberships(left["alice@example.com"]) == {acme.id: {"member", "admin"}}

@@ -9,6 +9,7 @@ from django.test import override_settings
 from django.utils import timezone
 from scalekit.v1.commons import commons_pb2
 from scalekit.v1.organizations import organizations_pb2
+from scalekit.v1.roles import roles_pb2
 from scalekit.v1.users import users_pb2
 
 from migration.ingest import create_run
@@ -158,3 +159,119 @@ def test_membership_added_by_a_crashed_attempt_is_found_on_recheck_and_rolled_ba
     assert rolled.code == EXIT_OK, rolled
     assert json.loads(rolled.out)["memberships_removed"] == 1
     assert set(memberships(all_users(sdk)["alice@example.com"])) == {acme.id}
+
+
+def permission_names(sdk) -> set[str]:
+    response = sdk.permissions.list_permissions(page_size=100)[0]
+    return {p.name for p in response.permissions}
+
+
+def test_rollback_deletes_the_permissions_the_run_created_unless_a_role_that_stays_holds_one(
+    scalekit, sdk, command, write
+):
+    sdk.permissions.create_permission(
+        roles_pb2.CreatePermission(name="content:read", description="already there")
+    )
+    sdk.roles.create_role(roles_pb2.CreateRole(name="support", display_name="Support"))
+    roles = write(
+        "roles.csv",
+        "name,display_name,permissions\n"
+        "editor,Editor,content:edit|content:read\n"
+        "reviewer,Reviewer,content:edit|content:review\n",
+    )
+    organizations = write("orgs.csv", "external_id,display_name\nacme,Acme\n")
+    users = write("users.csv", "email,external_id,memberships\nalice@example.com,u1,acme:editor\n")
+    imported = import_files(command, users=users, organizations=organizations, roles=roles)
+    assert imported.code == EXIT_OK, imported
+
+    run = ImportRun.objects.get()
+    listed = [
+        name
+        for result in run.records.filter(kind="role").values_list("result", flat=True)
+        for name in result.get("created_permissions", [])
+    ]
+    # Each new permission is listed once, by the role whose create made it; content:read is not.
+    assert sorted(listed) == ["content:edit", "content:review"]
+    # Someone gives a role that was already there one of the run's new permissions.
+    sdk.permissions.add_permissions_to_role("support", ["content:review"])
+
+    rolled = command("migration_rollback", run.pk, "--yes", "--json")
+    assert rolled.code == EXIT_OK, rolled
+    report = json.loads(rolled.out)
+    assert report["deleted"] == {"user": 1, "organization": 1, "role": 2, "permission": 1}
+    assert report["kept_permissions"] == {"content:review": "support"}
+    assert permission_names(sdk) >= {"content:read", "content:review"}
+    assert "content:edit" not in permission_names(sdk)
+    assert {p.name for p in sdk.permissions.list_role_permissions("support")[0].permissions} == {
+        "content:review"
+    }
+
+    text = command("migration_rollback", run.pk, "--yes")
+    assert text.code == EXIT_OK, text
+    assert "kept permission content:review: role support holds it" in text.out
+
+
+def test_permissions_of_a_role_that_failed_after_creating_them_are_rolled_back(
+    scalekit, sdk, command, write
+):
+    scalekit.control.set_faults(unavailable_ratio=1.0, methods=["CreateRole"])
+    roles = write("roles.csv", "name,permissions\nauditor,audit:read|audit:export\n")
+    organizations = write("orgs.csv", "external_id,display_name\nacme,Acme\n")
+    with override_settings(MIGRATION=FAST_MIGRATION):
+        imported = import_files(command, organizations=organizations, roles=roles)
+    assert imported.code != EXIT_OK
+    record = ImportRecord.objects.get(kind="role")
+    assert (record.status, record.scalekit_id) == (Status.FAILED, "")
+    assert sorted(record.result["created_permissions"]) == ["audit:export", "audit:read"]
+    scalekit.control.clear_faults()
+
+    rolled = command("migration_rollback", record.run_id, "--yes", "--json")
+    assert rolled.code == EXIT_OK, rolled
+    assert json.loads(rolled.out)["deleted"] == {"organization": 1, "permission": 2}
+    assert not permission_names(sdk) & {"audit:read", "audit:export"}
+
+
+def test_a_permission_created_by_an_attempt_whose_answer_was_lost_is_claimed_on_recheck(
+    scalekit, sdk, command, write
+):
+    from migration.batches import claim
+
+    roles = write("roles.csv", "name,permissions\nauditor,audit:read\n")
+    with override_settings(MIGRATION=FAST_MIGRATION):
+        run = create_run([open_file_source("role", roles)])
+    record = run.records.get(kind="role")
+    claim(run, "role", record.pk, record.pk, "dead-worker")
+    # The dead worker had created the permission; its answer, and the ledger write, were lost.
+    sdk.permissions.create_permission(roles_pb2.CreatePermission(name="audit:read"))
+
+    resumed = command("migration_resume", run.pk, "--takeover", "--no-progress")
+    assert resumed.code == EXIT_OK, resumed
+    record.refresh_from_db()
+    assert record.result == {"created_permissions": ["audit:read"]}
+    assert (record.status, record.outcome) == (Status.SUCCEEDED, "created")
+
+
+def test_a_permission_whose_create_answer_was_lost_is_claimed_by_the_retry(
+    scalekit, sdk, command, write, monkeypatch
+):
+    """The create went through but its answer was lost; the retry's ALREADY_EXISTS is ours."""
+    from migration.gateway import Gateway, Transient
+
+    create_permission = Gateway.create_permission
+    lost: list[str] = []
+
+    def answer_lost_once(self, name, description=""):
+        create_permission(self, name, description)
+        if not lost:
+            lost.append(name)
+            raise Transient("deadline exceeded", "timeout")
+
+    monkeypatch.setattr(Gateway, "create_permission", answer_lost_once)
+    roles = write("roles.csv", "name,permissions\nauditor,audit:read\n")
+    with override_settings(MIGRATION=FAST_MIGRATION):
+        imported = import_files(command, roles=roles)
+    assert imported.code == EXIT_OK, imported
+    assert lost == ["audit:read"]
+    record = ImportRecord.objects.get(kind="role")
+    assert (record.status, record.attempts) == (Status.SUCCEEDED, 2)
+    assert record.result == {"created_permissions": ["audit:read"]}

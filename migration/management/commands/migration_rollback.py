@@ -71,6 +71,7 @@ class Command(BaseCommand):
             "run": run.pk,
             "deleted": report.deleted,
             "memberships_removed": report.memberships_removed,
+            "kept_permissions": report.kept_permissions,
             "errors": report.errors,
         }
         if options["json"]:
@@ -80,6 +81,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"run {run.pk}: deleted {deleted}; {report.memberships_removed} membership(s) removed"
             )
+            for permission, role in report.kept_permissions.items():
+                self.stdout.write(f"kept permission {permission}: role {role} holds it")
             for error in report.errors:
                 self.stderr.write(error)
         if report.errors:
