@@ -39,6 +39,11 @@ for _ in $(seq 50); do
     kill -0 $EMULATOR_PID 2>/dev/null || { cat var/emulator.log >&2; exit 1; }
     sleep 0.2
 done
+if ! grep -q SCALEKIT_ENVIRONMENT_URL var/emulator.out 2>/dev/null; then
+    echo "The emulator printed no banner within 10 s; its log (var/emulator.log):" >&2
+    cat var/emulator.log >&2
+    exit 1
+fi
 # The banner is "NAME=value NAME=value ...": export each for the Django processes below.
 for assignment in $(head -1 var/emulator.out); do export "${assignment?}"; done
 
