@@ -6,11 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.models import DELETION, LogEntry
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from . import session
 from .models import AuthEvent, RolloutSettings, ScalekitIdentity, ScalekitSession, WebhookEvent
+
+ENDED_MESSAGE = "Ended from the admin: that browser is logged out at its next request."
 
 
 @admin.register(ScalekitIdentity)
@@ -38,7 +41,12 @@ class ScalekitIdentityAdmin(admin.ModelAdmin):
 @admin.register(ScalekitSession)
 class ScalekitSessionAdmin(admin.ModelAdmin):
     """The sessions holding Scalekit tokens. Ending one logs that browser out at its next
-    request; deactivating the user ends all of them."""
+    request; deactivating the user ends all of them.
+
+    Ending sessions needs the ``change_scalekitsession`` permission (viewing them does not
+    allow it), and leaves a ``LogEntry`` per ended session. The rows themselves are never
+    edited: a row's own page stays read-only even for holders of that permission.
+    """
 
     list_display = ("user", "scalekit_session_id", "created_at")
     search_fields = ("user__username", "user__email", "scalekit_session_id")
@@ -49,16 +57,26 @@ class ScalekitSessionAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+        """The model-wide permission (which the action asks for); never one row's edit form."""
+        return obj is None and super().has_change_permission(request)
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)  # deleting the row alone would leave the session
         return actions
 
-    @admin.action(description="End the selected sessions (log those browsers out)")
+    @admin.action(
+        description="End the selected sessions (log those browsers out)", permissions=["change"]
+    )
     def end_sessions(self, request: HttpRequest, queryset: QuerySet) -> None:
-        ended = session.end_session_records(queryset)
+        rows = list(queryset.select_related("user"))
+        ended = session.end_session_records(rows)
+        LogEntry.objects.log_actions(
+            user_id=request.user.pk,
+            queryset=rows,
+            action_flag=DELETION,
+            change_message=ENDED_MESSAGE,
+        )
         self.message_user(request, f"{ended} session(s) ended.", messages.SUCCESS)
 
 

@@ -1,19 +1,24 @@
-"""The admin of scalekit_auth: the event logs can be read but never edited or deleted, and the
-rollout row is one row whose every change is attributed."""
+"""The admin of scalekit_auth: the event logs can be read but never edited or deleted, the
+rollout row is one row whose every change is attributed, and ending sessions needs the change
+permission and leaves a LogEntry per session."""
 
 from __future__ import annotations
 
 import pytest
-from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.models import CHANGE, DELETION, LogEntry
+from django.contrib.auth.models import Permission
+from django.contrib.sessions.backends.cached_db import SessionStore
 from django.urls import reverse
 
-from scalekit_auth.models import RolloutSettings
+from scalekit_auth.admin import ENDED_MESSAGE
+from scalekit_auth.models import RolloutSettings, ScalekitSession
 
 from .factories import (
     AuthEventFactory,
     RolloutSettingsFactory,
     ScalekitIdentityFactory,
     SuperUserFactory,
+    UserFactory,
     WebhookEventFactory,
 )
 
@@ -128,10 +133,6 @@ def test_there_is_one_rollout_row_and_it_cannot_be_deleted(admin_client):
 
 
 def test_ending_sessions_from_the_admin_logs_those_browsers_out(admin_client):
-    from django.contrib.sessions.backends.cached_db import SessionStore
-
-    from scalekit_auth.models import ScalekitSession
-
     identity = ScalekitIdentityFactory()
     keys = []
     for sid in ("ses_1", "ses_2", "ses_3"):
@@ -147,15 +148,82 @@ def test_ending_sessions_from_the_admin_logs_those_browsers_out(admin_client):
     assert b"delete_selected" not in listing.content
 
     chosen = ScalekitSession.objects.filter(scalekit_session_id__in=["ses_1", "ses_2"])
+    chosen_rows = list(chosen.order_by("pk"))
     response = admin_client.post(
         url("scalekitsession_changelist"),
-        {"action": "end_sessions", "_selected_action": [row.pk for row in chosen]},
+        {"action": "end_sessions", "_selected_action": [row.pk for row in chosen_rows]},
         follow=True,
     )
 
     assert b"2 session(s) ended." in response.content
     assert [SessionStore().exists(key) for key in keys] == [False, False, True]
     assert list(ScalekitSession.objects.values_list("scalekit_session_id", flat=True)) == ["ses_3"]
+    entries = LogEntry.objects.order_by("object_id")
+    assert [(e.object_id, e.action_flag, e.user) for e in entries] == [
+        (str(row.pk), DELETION, response.wsgi_request.user) for row in chosen_rows
+    ]
+    assert {e.change_message for e in entries} == {ENDED_MESSAGE}
+    assert {e.content_type.model_class() for e in entries} == {ScalekitSession}
+
+
+def stored_session(user) -> tuple[str, ScalekitSession]:
+    """A real session of ``user`` in the session store, and its ``ScalekitSession`` row."""
+    store = SessionStore()
+    store["_auth_user_id"] = str(user.pk)
+    store.create()
+    row = ScalekitSession.objects.create(
+        user=user, session_key=store.session_key, scalekit_session_id="ses_1"
+    )
+    return store.session_key, row
+
+
+def staff_with(client, *codenames: str):
+    staff = UserFactory(is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    client.force_login(staff, backend=LEGACY_BACKEND)
+    return client
+
+
+def test_staff_who_may_only_view_sessions_cannot_end_them(client):
+    viewer = staff_with(client, "view_scalekitsession")
+    key, row = stored_session(ScalekitIdentityFactory().user)
+
+    listing = viewer.get(url("scalekitsession_changelist"))
+    assert listing.status_code == 200 and b"ses_1" in listing.content
+    assert b"end_sessions" not in listing.content
+    viewer.post(
+        url("scalekitsession_changelist"),
+        {"action": "end_sessions", "_selected_action": [row.pk]},
+        follow=True,
+    )
+
+    assert SessionStore().exists(key) and ScalekitSession.objects.filter(pk=row.pk).exists()
+    assert not LogEntry.objects.exists()
+
+
+def test_staff_who_may_change_sessions_end_them_but_never_edit_a_row(client):
+    changer = staff_with(client, "change_scalekitsession")
+    key, row = stored_session(ScalekitIdentityFactory().user)
+
+    page = changer.get(url("scalekitsession_change", row.pk))
+    assert page.status_code == 200 and not page.context["has_change_permission"]
+    assert b'name="_save"' not in page.content
+    assert changer.post(url("scalekitsession_change", row.pk), {}).status_code == 403
+
+    response = changer.post(
+        url("scalekitsession_changelist"),
+        {"action": "end_sessions", "_selected_action": [row.pk]},
+        follow=True,
+    )
+    assert b"1 session(s) ended." in response.content
+    assert not SessionStore().exists(key)
+    entry = LogEntry.objects.get()
+    assert (entry.object_id, entry.action_flag, entry.user, entry.change_message) == (
+        str(row.pk),
+        DELETION,
+        response.wsgi_request.user,
+        ENDED_MESSAGE,
+    )
 
 
 def test_the_daily_purge_task_applies_the_retention(settings):
