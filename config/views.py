@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
-from scalekit_auth.decorators import login_required as scalekit_login_required
+from scalekit_auth.decorators import scalekit_login_required
 
 
 def home(request: HttpRequest) -> HttpResponse:

@@ -17,11 +17,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from .conf import app_settings
 from .models import ScalekitIdentity
@@ -45,6 +47,20 @@ class ScalekitBackend(ModelBackend):
             return None
         user = resolve_user(scalekit_claims)
         return user if self.user_can_authenticate(user) else None
+
+
+def scalekit_backend_path() -> str | None:
+    """The first entry of AUTHENTICATION_BACKENDS that is ``ScalekitBackend`` or a subclass of
+    it, as written there (Django only keeps a login whose backend path is listed), else None.
+    Entries that cannot be imported are skipped: Django reports them when it loads them."""
+    for path in settings.AUTHENTICATION_BACKENDS:
+        try:
+            backend = import_string(path)
+        except ImportError:
+            continue
+        if isinstance(backend, type) and issubclass(backend, ScalekitBackend):
+            return path
+    return None
 
 
 def resolve_user(claims: dict[str, Any]) -> Any:

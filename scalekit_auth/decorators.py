@@ -46,7 +46,12 @@ def permission_required(*permissions: str) -> Callable:
     return _require(lambda context: context.has_permissions(*permissions))
 
 
-def login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Like Django's ``login_required``, from ``request.scalekit`` alone: no database query
-    (Django's loads ``request.user``). For views that need only the caller's identity."""
+def scalekit_login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The caller must be logged in through Scalekit, read from ``request.scalekit`` alone: no
+    database query (Django's ``login_required`` loads ``request.user``). For views that need
+    only the caller's identity.
+
+    Not named ``login_required``, so as not to be mistaken for Django's: this one also answers
+    JSON and XHR callers with 401 instead of a redirect, and treats a user logged in through
+    another backend (the legacy login) as anonymous."""
     return _require(lambda context: True)(view)

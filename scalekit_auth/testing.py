@@ -17,10 +17,13 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from .backends import scalekit_backend_path
 from .context import context_claims
 from .models import ScalekitIdentity
 from .session import SESSION_KEY
-from .views import BACKEND
 
 
 def scalekit_login(
@@ -36,7 +39,16 @@ def scalekit_login(
     """Log ``client`` in as ``user`` with these Scalekit claims; return the claims.
 
     The session holds no real tokens, so nothing is refreshed before ``expires_in`` seconds.
+    The login is made with the project's own entry for ``ScalekitBackend`` (or its subclass)
+    in AUTHENTICATION_BACKENDS, as a real login would be.
     """
+    backend = scalekit_backend_path()
+    if backend is None:
+        raise ImproperlyConfigured(
+            "scalekit_login() needs scalekit_auth.backends.ScalekitBackend, or a subclass of it, "
+            "in AUTHENTICATION_BACKENDS; it lists "
+            f"{', '.join(settings.AUTHENTICATION_BACKENDS) or 'nothing'}."
+        )
     claims = context_claims(
         {
             "sub": scalekit_user_id or f"usr_test{user.pk}",
@@ -56,7 +68,7 @@ def scalekit_login(
             "linked_by": "created",
         },
     )
-    client.force_login(user, backend=BACKEND)
+    client.force_login(user, backend=backend)
     session = client.session
     session[SESSION_KEY] = {
         "access_token": "",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import secrets
 import time
 from typing import Any
@@ -40,9 +41,41 @@ from .client import token_request
 from .conf import app_settings
 from .session import LOGIN_STATE_KEY
 
-BACKEND = "scalekit_auth.backends.ScalekitBackend"
 MAX_PENDING_LOGINS = 5
 PASS_THROUGH = ("login_hint", "organization_id", "connection_id", "prompt")
+
+logger = logging.getLogger("scalekit_auth")
+
+_REFUSED_REQUEST = (
+    "Scalekit refused the login request of this site (a configuration problem: please tell the "
+    "site administrators)"
+)
+
+#: The error codes an authorization response may carry (RFC 6749 4.1.2.1, OpenID Connect Core
+#: 3.1.2.6), each with the text shown for it. The callback's ``error`` comes from the query
+#: string, which anyone can write: only these codes reach the event log and the page, never the
+#: ``error_description``.
+OAUTH_ERRORS = {
+    "invalid_request": _REFUSED_REQUEST,
+    "unauthorized_client": _REFUSED_REQUEST,
+    "unsupported_response_type": _REFUSED_REQUEST,
+    "invalid_scope": _REFUSED_REQUEST,
+    "invalid_request_uri": _REFUSED_REQUEST,
+    "invalid_request_object": _REFUSED_REQUEST,
+    "request_not_supported": _REFUSED_REQUEST,
+    "request_uri_not_supported": _REFUSED_REQUEST,
+    "registration_not_supported": _REFUSED_REQUEST,
+    "access_denied": "the sign-in was cancelled or refused at Scalekit",
+    "server_error": "Scalekit could not complete the sign-in; try again in a moment",
+    "temporarily_unavailable": "Scalekit is temporarily unavailable; try again in a moment",
+    "login_required": "Scalekit needs you to sign in again",
+    "interaction_required": "Scalekit needs you to complete the sign-in on its page",
+    "account_selection_required": "Scalekit needs you to choose an account",
+    "consent_required": "Scalekit needs your consent to sign you in here",
+}
+UNKNOWN_OAUTH_ERROR = "unknown_error"
+UNKNOWN_OAUTH_ERROR_TEXT = "Scalekit reported an error this site does not recognise"
+DESCRIPTION_LOG_LENGTH = 200
 
 
 def redirect_uri(request: HttpRequest) -> str:
@@ -71,15 +104,38 @@ def failure(
     *,
     status: int = 400,
     claims: dict | None = None,
+    shown: str | None = None,
 ) -> HttpResponse:
+    """Log ``reason: detail`` and show the error page: ``detail``, or ``shown`` instead of it
+    when given (then ``detail`` appears only as a code next to the reason)."""
     events.record(
         "login", False, f"{reason}: {detail}" if detail else reason, request=request, claims=claims
     )
-    return render(
+    context = {
+        "reason": reason,
+        "detail": detail if shown is None else shown,
+        "code": "" if shown is None else detail,
+        "login_url": reverse("scalekit_auth:login"),
+    }
+    return render(request, "scalekit_auth/error.html", context, status=status)
+
+
+def authorization_error(request: HttpRequest) -> HttpResponse:
+    """The failure for a callback that carries ``error``: a known OAuth code and its fixed text,
+    or ``unknown_error``. The description (anyone's text) only goes to the Python log, cut short."""
+    error = request.GET["error"]
+    code = error if error in OAUTH_ERRORS else UNKNOWN_OAUTH_ERROR
+    logger.info(
+        "Scalekit login callback error %r (logged as %s): %r",
+        error[:DESCRIPTION_LOG_LENGTH],
+        code,
+        request.GET.get("error_description", "")[:DESCRIPTION_LOG_LENGTH],
+    )
+    return failure(
         request,
-        "scalekit_auth/error.html",
-        {"reason": reason, "detail": detail, "login_url": reverse("scalekit_auth:login")},
-        status=status,
+        "scalekit_error",
+        code,
+        shown=OAUTH_ERRORS.get(code, UNKNOWN_OAUTH_ERROR_TEXT),
     )
 
 
@@ -164,11 +220,7 @@ def callback(request: HttpRequest) -> HttpResponse:
     if time.time() - attempt["started"] > app_settings.LOGIN_STATE_TTL:
         return failure(request, "state_expired", "the login took too long; start again")
     if request.GET.get("error"):
-        return failure(
-            request,
-            "scalekit_error",
-            f"{request.GET['error']}: {request.GET.get('error_description', '')}",
-        )
+        return authorization_error(request)
     code = request.GET.get("code")
     if not code:
         return failure(request, "no_code", "the callback carried no authorization code")
@@ -225,7 +277,7 @@ def callback(request: HttpRequest) -> HttpResponse:
         return failure(
             request, "user_inactive", "this account is disabled", status=403, claims=claims
         )
-    auth_login(request, user, backend=BACKEND)
+    auth_login(request, user)  # with user.backend, the backend authenticate() used
     session.store(
         request,
         session.session_data(

@@ -8,12 +8,15 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.core.cache import caches
+from django.utils.html import escape
 
 from scalekit_auth import session as token_session
+from scalekit_auth import views
 from scalekit_auth.emulator.testing import hosted_login
 from scalekit_auth.models import AuthEvent, RolloutSettings, ScalekitIdentity, ScalekitSession
 from scalekit_auth.session import SESSION_KEY
 
+from . import project_backends
 from .conftest import AFTER_LOGOUT, CALLBACK, add_user, finish, login, start
 
 pytestmark = pytest.mark.django_db
@@ -179,13 +182,68 @@ def test_forged_idp_initiated_token_is_refused(client, auth_emulator):
     assert response.status_code == 400 and b"idp_initiated_login_invalid" in response.content
 
 
-def test_error_from_scalekit_is_shown_and_logged(client, auth_emulator):
+def callback_error(client, error: str, description: str = ""):
+    """The callback as Scalekit (or anyone with a pending state) sends it with ``error``."""
     state = parse_qs(urlsplit(start(client)).query)["state"][0]
-    response = client.get(
-        "/auth/callback/", {"error": "access_denied", "error_description": "no", "state": state}
+    return client.get(
+        "/auth/callback/", {"error": error, "error_description": description, "state": state}
     )
-    assert response.status_code == 400 and b"access_denied" in response.content
-    assert AuthEvent.objects.get(kind="login", success=False).reason.startswith("scalekit_error")
+
+
+def test_error_from_scalekit_is_shown_and_logged(client, auth_emulator):
+    response = callback_error(client, "access_denied", "Call 555-0100 to unlock your account")
+    assert response.status_code == 400
+    assert b"the sign-in was cancelled or refused at Scalekit" in response.content
+    assert b"scalekit_error (access_denied)" in response.content
+    assert b"555-0100" not in response.content  # the description is anyone's text
+    event = AuthEvent.objects.get(kind="login", success=False)
+    assert event.reason == "scalekit_error: access_denied"
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        ("login_required", views.OAUTH_ERRORS["login_required"]),
+        ("temporarily_unavailable", views.OAUTH_ERRORS["temporarily_unavailable"]),
+        ("invalid_scope", views.OAUTH_ERRORS["invalid_scope"]),
+    ],
+)
+def test_each_known_error_code_has_its_own_fixed_text(client, auth_emulator, error, shown):
+    response = callback_error(client, error, "whatever")
+    assert escape(shown).encode() in response.content
+    assert f"({error})".encode() in response.content
+    assert AuthEvent.objects.get().reason == f"scalekit_error: {error}"
+
+
+def test_unknown_error_texts_are_one_code_and_one_throttled_row(client, auth_emulator):
+    """Made-up ``error`` values neither reach the page nor escape the event throttle."""
+    for n in range(5):
+        response = callback_error(client, f"Call 555-010{n} to unlock", f"<b>urgent {n}</b>")
+        assert response.status_code == 400
+        assert b"555-010" not in response.content and b"urgent" not in response.content
+        assert b"scalekit_error (unknown_error)" in response.content
+        assert escape(views.UNKNOWN_OAUTH_ERROR_TEXT).encode() in response.content
+    assert list(AuthEvent.objects.values_list("reason", flat=True)) == [
+        "scalekit_error: unknown_error"
+    ]
+
+
+def test_a_known_code_with_anything_appended_is_unknown(client, auth_emulator):
+    callback_error(client, "access_denied: call 555-0100")
+    assert AuthEvent.objects.get().reason == "scalekit_error: unknown_error"
+
+
+def test_login_through_a_project_subclass_of_the_backend_stays_logged_in(
+    client, sdk, auth_emulator, settings
+):
+    settings.AUTHENTICATION_BACKENDS = [project_backends.PATH, project_backends.LEGACY]
+    add_user(sdk, "ada@acme.example")
+
+    response = login(client, auth_emulator, "ada@acme.example", next="/profile/")
+
+    assert response.status_code == 302 and response["Location"] == "/profile/"
+    assert client.session["_auth_user_backend"] == project_backends.PATH
+    assert client.get("/profile/").status_code == 200
 
 
 def test_inactive_user_cannot_log_in(client, sdk, auth_emulator):
