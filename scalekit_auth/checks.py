@@ -6,8 +6,8 @@ Ids are stable: never renumber one, add the next number instead.
 - ``scalekit_auth.E002``: ENVIRONMENT_URL is not an https URL.
 - ``scalekit_auth.E003``: ScalekitSessionMiddleware comes before SessionMiddleware or
   AuthenticationMiddleware (or one of them is missing).
-- ``scalekit_auth.W004``: ScalekitSessionMiddleware is installed but ScalekitBackend is not in
-  AUTHENTICATION_BACKENDS.
+- ``scalekit_auth.W004``: ScalekitSessionMiddleware is installed but neither ScalekitBackend nor
+  a subclass of it is in AUTHENTICATION_BACKENDS.
 - ``scalekit_auth.E005``: the signed_cookies session engine would put tokens in the browser.
 - ``scalekit_auth.W006``: SCOPES has no ``offline_access`` (no refresh token).
 - ``scalekit_auth.W007``: REDIRECT_URI or POST_LOGOUT_REDIRECT_URI is not an absolute https URL.
@@ -15,12 +15,22 @@ Ids are stable: never renumber one, add the next number instead.
 - ``scalekit_auth.E009``: ROLLOUT_PERCENTAGE is not an integer 0-100.
 - ``scalekit_auth.W010``: CLIENT_SECRET or WEBHOOK_SECRET does not come from the environment.
 - ``scalekit_auth.E011``: SCOPES has no ``openid``.
-- ``scalekit_auth.W012``: ROLE_GROUPS does not map role names to lists of group names.
-- ``scalekit_auth.E013``: ScalekitBackend is in AUTHENTICATION_BACKENDS but
+- ``scalekit_auth.W012``: retired; ROLE_GROUPS of the wrong shape is now the Error E018 (as a
+  warning it let ``{'admin': 'Admins'}`` through, which created one group per character).
+- ``scalekit_auth.E013``: ScalekitBackend (or a subclass) is in AUTHENTICATION_BACKENDS but
   ScalekitSessionMiddleware is not in MIDDLEWARE (tokens never refreshed, kill switch ignored).
 - ``scalekit_auth.E014``: CACHE_ALIAS names no cache in CACHES.
 - ``scalekit_auth.E015``: WEBHOOK_SECRET is set but is not ``whsec_<standard base64>``.
 - ``scalekit_auth.E016``: EVENT_THROTTLE_SECONDS or EVENT_RETENTION_DAYS is not a valid integer.
+- ``scalekit_auth.E017``: STAFF_ROLES, SUPERUSER_ROLES, MANAGED_GROUPS (unless None) or SCOPES is
+  not a list or tuple of non-empty strings (a bare string would be read one character at a time).
+- ``scalekit_auth.E018``: ROLE_GROUPS does not map role names to lists or tuples of group names.
+- ``scalekit_auth.E019``: SESSION_COOKIE_SAMESITE is ``'Strict'``: the browser then sends no
+  session cookie on its way back from Scalekit's hosted login, so every callback fails with
+  ``state_mismatch``.
+
+Not checked here because Django's own deploy checks already do: ``SESSION_COOKIE_SECURE``
+(``security.W010``-``W012``) and ``SESSION_COOKIE_HTTPONLY`` (``security.W013``-``W015``).
 """
 
 from __future__ import annotations
@@ -34,7 +44,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import Error, Warning
 
-from .conf import app_settings
+from .backends import scalekit_backend_path
+from .conf import app_settings, names_problem, role_groups_problem
 
 MIDDLEWARE = "scalekit_auth.middleware.ScalekitSessionMiddleware"
 BACKEND = "scalekit_auth.backends.ScalekitBackend"
@@ -50,22 +61,63 @@ W008 = "scalekit_auth.W008"
 E009 = "scalekit_auth.E009"
 W010 = "scalekit_auth.W010"
 E011 = "scalekit_auth.E011"
-W012 = "scalekit_auth.W012"
 E013 = "scalekit_auth.E013"
 E014 = "scalekit_auth.E014"
 E015 = "scalekit_auth.E015"
 E016 = "scalekit_auth.E016"
+E017 = "scalekit_auth.E017"
+E018 = "scalekit_auth.E018"
+E019 = "scalekit_auth.E019"
 
+E001_MSG = "Scalekit is not configured: SCALEKIT_AUTH is missing {missing}."
+E001_HINT = (
+    "Set SCALEKIT_ENVIRONMENT_URL, SCALEKIT_CLIENT_ID and SCALEKIT_CLIENT_SECRET in the "
+    "environment (Scalekit dashboard > Developers > Settings)."
+)
+E002_MSG = "SCALEKIT_AUTH['ENVIRONMENT_URL'] must be an https URL, not {url!r}."
+E002_HINT = "The SDK's gRPC channel always uses TLS; an http URL cannot work."
+E003_MSG = "{middleware} must come after {required}."
+E003_HINT = "Move it below SessionMiddleware and AuthenticationMiddleware in MIDDLEWARE."
+W004_MSG = (
+    f"{MIDDLEWARE} is installed but neither {BACKEND} nor a subclass of it is in "
+    "AUTHENTICATION_BACKENDS."
+)
+W004_HINT = "Add it, or the Scalekit login cannot log anyone in."
+E005_MSG = "The signed_cookies session engine would put Scalekit tokens in the browser."
+E005_HINT = "Use a server-side engine: cached_db (recommended), db or cache."
+W006_MSG = (
+    "SCALEKIT_AUTH['SCOPES'] has no 'offline_access': no refresh token is issued, so users are "
+    "logged out when their access token expires (5 minutes by default)."
+)
+W006_HINT = "Add 'offline_access' to SCOPES."
+W007_MSG = "SCALEKIT_AUTH['{key}'] should be an absolute https URL, not {value!r}."
+W007_HINT = "Scalekit requires https for production redirect URIs."
+W008_MSG = (
+    "The cache '{alias}' ({backend}) is not shared between processes: concurrent requests of one "
+    "session in different processes may both refresh its token, and Scalekit then revokes the "
+    "session."
+)
+W008_HINT = (
+    "Use Redis (django.core.cache.backends.redis.RedisCache) in production, or set "
+    "SCALEKIT_AUTH['CACHE_ALIAS'] to a shared cache."
+)
+E009_MSG = "SCALEKIT_AUTH['ROLLOUT_PERCENTAGE'] must be an integer 0-100, not {value!r}."
 E009_HINT = (
     "Set SCALEKIT_AUTH['ROLLOUT_PERCENTAGE'] to a whole number such as 100 (everyone) or 10; "
     "once saved, the admin's Rollout settings row overrides it."
 )
+W010_MSG = "SCALEKIT_AUTH['{key}'] does not come from the {variable} environment variable."
+W010_HINT = "Keep secrets out of settings files: read them from the environment."
+E011_MSG = "SCALEKIT_AUTH['SCOPES'] must include 'openid'."
 E011_HINT = (
     "Add 'openid' to SCALEKIT_AUTH['SCOPES'] (the default is "
     "['openid', 'profile', 'email', 'offline_access']): without it Scalekit issues no ID token "
     "and no login can complete."
 )
-E013_MSG = f"{BACKEND} is in AUTHENTICATION_BACKENDS but {MIDDLEWARE} is not in MIDDLEWARE."
+E013_MSG = (
+    f"{BACKEND} (or a subclass of it) is in AUTHENTICATION_BACKENDS but {MIDDLEWARE} is not in "
+    "MIDDLEWARE."
+)
 E013_HINT = (
     "Add it to MIDDLEWARE after SessionMiddleware and AuthenticationMiddleware. Without it, "
     "access tokens of logged-in users are never refreshed or re-checked, request.scalekit is "
@@ -88,8 +140,43 @@ E016_HINT = {
     "EVENT_THROTTLE_SECONDS": "e.g. 60; 0 writes every refused event (no throttle).",
     "EVENT_RETENTION_DAYS": "e.g. 90: scalekit_auth_purge_events deletes older events.",
 }
+E017_MSG = "SCALEKIT_AUTH['{key}'] must be a list or tuple of non-empty strings, but {problem}."
+E017_HINT = {
+    "STAFF_ROLES": "e.g. ['admin'], even for one role: a bare string would be read one "
+    "character at a time (roles 'a', 'd', 'm'...). Until it is fixed, logins and membership "
+    "webhooks stop with ImproperlyConfigured instead of syncing roles.",
+    "SUPERUSER_ROLES": "e.g. ['owner'], even for one role: a bare string would be read one "
+    "character at a time (roles 'o', 'w', 'n'...). Until it is fixed, logins and membership "
+    "webhooks stop with ImproperlyConfigured instead of syncing roles.",
+    "MANAGED_GROUPS": "e.g. ['Administrators', 'Members'], or None for every group named in "
+    "ROLE_GROUPS. Until it is fixed, logins and membership webhooks stop with "
+    "ImproperlyConfigured instead of syncing roles.",
+    "SCOPES": "e.g. ['openid', 'profile', 'email', 'offline_access']: a list, not one "
+    "space-separated string.",
+}
+E018_MSG = (
+    "SCALEKIT_AUTH['ROLE_GROUPS'] must map role names to lists of group names, but {problem}."
+)
+E018_HINT = (
+    "e.g. {'admin': ['Administrators'], 'member': ['Members']}: a bare string such as "
+    "{'admin': 'Admins'} would create and grant one group per character. Until it is fixed, "
+    "logins and membership webhooks stop with ImproperlyConfigured instead of syncing roles."
+)
+E019_MSG = (
+    "SESSION_COOKIE_SAMESITE is {value!r}: browsers send no session cookie on the redirect back "
+    "from Scalekit's hosted login, so every login fails with state_mismatch."
+)
+E019_HINT = (
+    "Set SESSION_COOKIE_SAMESITE = 'Lax' (Django's default): the cookie then comes with "
+    "top-level navigations such as the callback, and still not with cross-site POSTs."
+)
 
 ENV_VARS = {"CLIENT_SECRET": "SCALEKIT_CLIENT_SECRET", "WEBHOOK_SECRET": "SCALEKIT_WEBHOOK_SECRET"}
+
+
+def scalekit_backend_configured() -> bool:
+    """Whether AUTHENTICATION_BACKENDS lists ScalekitBackend or a subclass of it."""
+    return scalekit_backend_path() is not None
 
 
 def check_credentials(app_configs: Any = None, **kwargs: Any) -> list:
@@ -100,33 +187,20 @@ def check_credentials(app_configs: Any = None, **kwargs: Any) -> list:
     ]
     if not missing:
         return []
-    return [
-        Error(
-            f"Scalekit is not configured: SCALEKIT_AUTH is missing {', '.join(missing)}.",
-            hint="Set SCALEKIT_ENVIRONMENT_URL, SCALEKIT_CLIENT_ID and SCALEKIT_CLIENT_SECRET in the "
-            "environment (Scalekit dashboard > Developers > Settings).",
-            id=E001,
-        )
-    ]
+    return [Error(E001_MSG.format(missing=", ".join(missing)), hint=E001_HINT, id=E001)]
 
 
 def check_environment_url(app_configs: Any = None, **kwargs: Any) -> list:
     url = app_settings.ENVIRONMENT_URL
     if url and urlsplit(url).scheme != "https":
-        return [
-            Error(
-                f"SCALEKIT_AUTH['ENVIRONMENT_URL'] must be an https URL, not {url!r}.",
-                hint="The SDK's gRPC channel always uses TLS; an http URL cannot work.",
-                id=E002,
-            )
-        ]
+        return [Error(E002_MSG.format(url=url), hint=E002_HINT, id=E002)]
     return []
 
 
 def check_middleware(app_configs: Any = None, **kwargs: Any) -> list:
     middleware = list(settings.MIDDLEWARE)
     if MIDDLEWARE not in middleware:
-        if BACKEND in settings.AUTHENTICATION_BACKENDS:
+        if scalekit_backend_configured():
             return [Error(E013_MSG, hint=E013_HINT, id=E013)]
         return []
     position = middleware.index(MIDDLEWARE)
@@ -138,50 +212,38 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list:
         if required not in middleware[:position]:
             errors.append(
                 Error(
-                    f"{MIDDLEWARE} must come after {required}.",
-                    hint="Move it below SessionMiddleware and AuthenticationMiddleware in MIDDLEWARE.",
+                    E003_MSG.format(middleware=MIDDLEWARE, required=required),
+                    hint=E003_HINT,
                     id=E003,
                 )
             )
-    if BACKEND not in settings.AUTHENTICATION_BACKENDS:
-        errors.append(
-            Warning(
-                f"{MIDDLEWARE} is installed but {BACKEND} is not in AUTHENTICATION_BACKENDS.",
-                hint="Add it, or the Scalekit login cannot log anyone in.",
-                id=W004,
-            )
-        )
+    if not scalekit_backend_configured():
+        errors.append(Warning(W004_MSG, hint=W004_HINT, id=W004))
     return errors
 
 
 def check_session_engine(app_configs: Any = None, **kwargs: Any) -> list:
     if settings.SESSION_ENGINE == "django.contrib.sessions.backends.signed_cookies":
-        return [
-            Error(
-                "The signed_cookies session engine would put Scalekit tokens in the browser.",
-                hint="Use a server-side engine: cached_db (recommended), db or cache.",
-                id=E005,
-            )
-        ]
+        return [Error(E005_MSG, hint=E005_HINT, id=E005)]
+    return []
+
+
+def check_session_cookie_samesite(app_configs: Any = None, **kwargs: Any) -> list:
+    value = settings.SESSION_COOKIE_SAMESITE
+    if isinstance(value, str) and value.lower() == "strict":
+        return [Error(E019_MSG.format(value=value), hint=E019_HINT, id=E019)]
     return []
 
 
 def check_scopes(app_configs: Any = None, **kwargs: Any) -> list:
-    scopes = list(app_settings.SCOPES)
+    scopes = app_settings.SCOPES
+    if names_problem(scopes):
+        return []  # check_setting_shapes reports it (E017); "openid" in a string would mislead
     errors = []
     if "openid" not in scopes:
-        errors.append(
-            Error("SCALEKIT_AUTH['SCOPES'] must include 'openid'.", hint=E011_HINT, id=E011)
-        )
+        errors.append(Error(E011_MSG, hint=E011_HINT, id=E011))
     if "offline_access" not in scopes:
-        errors.append(
-            Warning(
-                "SCALEKIT_AUTH['SCOPES'] has no 'offline_access': no refresh token is issued, so "
-                "users are logged out when their access token expires (5 minutes by default).",
-                hint="Add 'offline_access' to SCOPES.",
-                id=W006,
-            )
-        )
+        errors.append(Warning(W006_MSG, hint=W006_HINT, id=W006))
     return errors
 
 
@@ -190,26 +252,18 @@ def check_uris(app_configs: Any = None, **kwargs: Any) -> list:
     for key in ("REDIRECT_URI", "POST_LOGOUT_REDIRECT_URI"):
         value = getattr(app_settings, key)
         if value and (urlsplit(value).scheme != "https" or not urlsplit(value).netloc):
-            errors.append(
-                Warning(
-                    f"SCALEKIT_AUTH['{key}'] should be an absolute https URL, not {value!r}.",
-                    hint="Scalekit requires https for production redirect URIs.",
-                    id=W007,
-                )
-            )
+            errors.append(Warning(W007_MSG.format(key=key, value=value), hint=W007_HINT, id=W007))
     return errors
 
 
 def check_shared_cache(app_configs: Any = None, **kwargs: Any) -> list:
-    backend = settings.CACHES.get(app_settings.CACHE_ALIAS, {}).get("BACKEND", "")
+    alias = app_settings.CACHE_ALIAS
+    backend = settings.CACHES.get(alias, {}).get("BACKEND", "")
     if backend.endswith(("LocMemCache", "DummyCache")):
         return [
             Warning(
-                f"The cache '{app_settings.CACHE_ALIAS}' ({backend.rsplit('.', 1)[-1]}) is not shared "
-                "between processes: concurrent requests of one session in different processes may "
-                "both refresh its token, and Scalekit then revokes the session.",
-                hint="Use Redis (django.core.cache.backends.redis.RedisCache) in production, or set "
-                "SCALEKIT_AUTH['CACHE_ALIAS'] to a shared cache.",
+                W008_MSG.format(alias=alias, backend=backend.rsplit(".", 1)[-1]),
+                hint=W008_HINT,
                 id=W008,
             )
         ]
@@ -270,14 +324,8 @@ def check_event_settings(app_configs: Any = None, **kwargs: Any) -> list:
 
 def check_rollout(app_configs: Any = None, **kwargs: Any) -> list:
     value = app_settings.ROLLOUT_PERCENTAGE
-    if not isinstance(value, int) or not 0 <= value <= 100:
-        return [
-            Error(
-                f"SCALEKIT_AUTH['ROLLOUT_PERCENTAGE'] must be an integer 0-100, not {value!r}.",
-                hint=E009_HINT,
-                id=E009,
-            )
-        ]
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        return [Error(E009_MSG.format(value=value), hint=E009_HINT, id=E009)]
     return []
 
 
@@ -287,30 +335,30 @@ def check_secrets_from_environment(app_configs: Any = None, **kwargs: Any) -> li
         value = getattr(app_settings, key)
         if value and value != os.environ.get(variable):
             errors.append(
-                Warning(
-                    f"SCALEKIT_AUTH['{key}'] does not come from the {variable} environment variable.",
-                    hint="Keep secrets out of settings files: read them from the environment.",
-                    id=W010,
-                )
+                Warning(W010_MSG.format(key=key, variable=variable), hint=W010_HINT, id=W010)
+            )
+    return errors
+
+
+def check_setting_shapes(app_configs: Any = None, **kwargs: Any) -> list:
+    errors = []
+    for key in ("STAFF_ROLES", "SUPERUSER_ROLES", "MANAGED_GROUPS", "SCOPES"):
+        value = getattr(app_settings, key)
+        if key == "MANAGED_GROUPS" and value is None:
+            continue
+        problem = names_problem(value)
+        if problem:
+            errors.append(
+                Error(E017_MSG.format(key=key, problem=problem), hint=E017_HINT[key], id=E017)
             )
     return errors
 
 
 def check_role_groups(app_configs: Any = None, **kwargs: Any) -> list:
-    mapping = app_settings.ROLE_GROUPS
-    valid = isinstance(mapping, dict) and all(
-        isinstance(groups, (list, tuple)) and all(isinstance(g, str) for g in groups)
-        for groups in mapping.values()
-    )
-    if valid:
-        return []
-    return [
-        Warning(
-            "SCALEKIT_AUTH['ROLE_GROUPS'] must map role names to lists of group names.",
-            hint="e.g. {'admin': ['Administrators'], 'member': ['Members']}",
-            id=W012,
-        )
-    ]
+    problem = role_groups_problem(app_settings.ROLE_GROUPS)
+    if problem:
+        return [Error(E018_MSG.format(problem=problem), hint=E018_HINT, id=E018)]
+    return []
 
 
 ALL = [
@@ -322,7 +370,9 @@ ALL = [
     check_uris,
     check_rollout,
     check_secrets_from_environment,
+    check_setting_shapes,
     check_role_groups,
+    check_session_cookie_samesite,
     check_cache_alias,
     check_webhook_secret,
     check_event_settings,

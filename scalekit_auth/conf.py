@@ -11,6 +11,7 @@ and nothing is ever written back into ``settings``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -91,15 +92,22 @@ class AppSettings:
     ROLE_GROUPS = Setting(
         {},
         "Role name -> list of Django group names given to members with that role, "
-        "e.g. {'admin': ['Administrators']}. Groups are created when missing.",
+        "e.g. {'admin': ['Administrators']}. Groups are created when missing. Any other shape is "
+        "refused (E018).",
     )
     MANAGED_GROUPS = Setting(
         None,
-        "Groups that role sync may remove; None means every group named in ROLE_GROUPS. Groups "
-        "outside it are left alone, so groups given by hand survive logins.",
+        "List of the groups that role sync may remove; None means every group named in "
+        "ROLE_GROUPS. Groups outside it are left alone, so groups given by hand survive logins.",
     )
-    STAFF_ROLES = Setting([], "Roles that make a user is_staff (admin access).")
-    SUPERUSER_ROLES = Setting([], "Roles that make a user is_superuser.")
+    STAFF_ROLES = Setting(
+        [],
+        "List of the roles that make a user is_staff (admin access); a bare string is refused "
+        "(E017).",
+    )
+    SUPERUSER_ROLES = Setting(
+        [], "List of the roles that make a user is_superuser; a bare string is refused (E017)."
+    )
 
     # Tokens.
     TOKEN_LEEWAY_SECONDS = Setting(10, "Clock skew allowed when checking exp/iat/nbf.")
@@ -168,3 +176,37 @@ def reload_settings(*, setting: str, **kwargs: Any) -> None:
         from .client import reset_client
 
         reset_client()
+
+
+def _shown(value: Any) -> str:
+    """``value`` named by its type and a short repr, for error messages (no secrets pass here)."""
+    text = repr(value)
+    return f"a {type(value).__name__} ({text if len(text) <= 60 else text[:57] + '...'})"
+
+
+def names_problem(value: Any) -> str:
+    """What keeps ``value`` from being a list or tuple of non-empty strings ('' when nothing).
+
+    A bare string is refused: ``"admin"`` would be read as the roles ``a``, ``d``, ``m``...
+    """
+    if not isinstance(value, (list, tuple)):
+        return f"it is {_shown(value)}"
+    for item in value:
+        if not isinstance(item, str):
+            return f"it holds {_shown(item)}"
+        if not item:
+            return "it holds an empty string"
+    return ""
+
+
+def role_groups_problem(value: Any) -> str:
+    """What keeps ``value`` from mapping role names to lists of group names ('' when nothing)."""
+    if not isinstance(value, Mapping):
+        return f"it is {_shown(value)}"
+    for role, groups in value.items():
+        if not isinstance(role, str) or not role:
+            return f"the key {role!r} is not a role name"
+        problem = names_problem(groups)
+        if problem:
+            return f"the groups of {role!r}: {problem}"
+    return ""

@@ -1,4 +1,9 @@
-"""Scalekit roles to Django groups and the staff/superuser flags, applied at every login."""
+"""Scalekit roles to Django groups and the staff/superuser flags, applied at every login.
+
+The role settings are read through ``role_names`` and ``role_groups``, which raise
+``ImproperlyConfigured`` on a value of the wrong shape (system checks E017 and E018 report it
+earlier): ``SUPERUSER_ROLES = "admin"`` must not make the role ``a`` a superuser.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,43 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth.models import Group
+from django.core.exceptions import ImproperlyConfigured
 
-from .conf import app_settings
+from .conf import app_settings, names_problem, role_groups_problem
+
+
+def role_names(key: str) -> list[str]:
+    """The names in ``SCALEKIT_AUTH[key]`` (STAFF_ROLES, SUPERUSER_ROLES, MANAGED_GROUPS)."""
+    value = getattr(app_settings, key)
+    problem = names_problem(value)
+    if problem:
+        raise ImproperlyConfigured(
+            f"SCALEKIT_AUTH['{key}'] must be a list or tuple of names, but {problem} "
+            "(see scalekit_auth.E017)."
+        )
+    return list(value)
+
+
+def role_groups() -> dict[str, list[str]]:
+    """``SCALEKIT_AUTH['ROLE_GROUPS']``: role name -> group names."""
+    value = app_settings.ROLE_GROUPS
+    problem = role_groups_problem(value)
+    if problem:
+        raise ImproperlyConfigured(
+            "SCALEKIT_AUTH['ROLE_GROUPS'] must map role names to lists of group names, but "
+            f"{problem} (see scalekit_auth.E018)."
+        )
+    return {role: list(groups) for role, groups in value.items()}
 
 
 def managed_groups() -> set[str]:
-    managed = app_settings.MANAGED_GROUPS
-    if managed is not None:
-        return set(managed)
-    return {name for names in app_settings.ROLE_GROUPS.values() for name in names}
+    if app_settings.MANAGED_GROUPS is not None:
+        return set(role_names("MANAGED_GROUPS"))
+    return {name for names in role_groups().values() for name in names}
 
 
 def groups_for(roles: Iterable[str]) -> set[str]:
-    mapping = app_settings.ROLE_GROUPS
+    mapping = role_groups()
     return {name for role in roles for name in mapping.get(role, ())}
 
 
@@ -44,8 +73,8 @@ def sync_roles(user: Any, roles: Iterable[str]) -> bool:
         user.groups.remove(*Group.objects.filter(name__in=current - wanted))
         changed = True
     for flag, flag_roles in (
-        ("is_staff", app_settings.STAFF_ROLES),
-        ("is_superuser", app_settings.SUPERUSER_ROLES),
+        ("is_staff", role_names("STAFF_ROLES")),
+        ("is_superuser", role_names("SUPERUSER_ROLES")),
     ):
         if flag_roles:
             value = not roles.isdisjoint(flag_roles)

@@ -8,9 +8,13 @@ import hmac
 import time
 
 import pytest
-from django.core.checks import Error
+from django.core import checks as django_checks
+from django.core.checks import Error, Warning
 
 from scalekit_auth import checks
+
+from .project_backends import LEGACY
+from .project_backends import PATH as SUBCLASS
 
 WEBHOOK_SECRET = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0xMjM0NTY3OA=="
 
@@ -34,9 +38,16 @@ def test_every_id_is_documented_in_the_module_docstring():
         for name, value in vars(checks).items()
         if len(name) == 4 and name[0] in "EW" and name[1:].isdigit()
     )
-    assert len(defined) == 16
+    assert len(defined) == 18
     for check_id in defined:
         assert f"``{check_id}``" in checks.__doc__, check_id
+
+
+def test_the_retired_w012_is_documented_and_never_raised(settings):
+    assert "``scalekit_auth.W012``: retired" in checks.__doc__
+    configure(settings, ROLE_GROUPS={"admin": "Admins"})
+    found = [m.id for check in checks.ALL for m in check()]
+    assert "scalekit_auth.W012" not in found and checks.E018 in found
 
 
 def test_every_error_has_a_hint(settings):
@@ -50,8 +61,11 @@ def test_every_error_has_a_hint(settings):
         CACHE_ALIAS="nope",
         WEBHOOK_SECRET="nope",
         EVENT_THROTTLE_SECONDS=-1,
+        STAFF_ROLES="admin",
+        ROLE_GROUPS={"admin": "Admins"},
     )
     settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+    settings.SESSION_COOKIE_SAMESITE = "Strict"
     settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != checks.MIDDLEWARE]
     errors = [m for check in checks.ALL for m in check() if isinstance(m, Error)]
     assert sorted({e.id for e in errors}) == [
@@ -64,19 +78,33 @@ def test_every_error_has_a_hint(settings):
         checks.E014,
         checks.E015,
         checks.E016,
+        checks.E017,
+        checks.E018,
+        checks.E019,
     ]
     assert all(e.hint for e in errors), [e.id for e in errors if not e.hint]
 
 
 def test_missing_credentials(settings):
     configure(settings, CLIENT_ID="", CLIENT_SECRET="")
-    [error] = checks.check_credentials()
-    assert error.id == checks.E001 and "CLIENT_ID, CLIENT_SECRET" in error.msg
+    assert checks.check_credentials() == [
+        Error(
+            "Scalekit is not configured: SCALEKIT_AUTH is missing CLIENT_ID, CLIENT_SECRET.",
+            hint=checks.E001_HINT,
+            id=checks.E001,
+        )
+    ]
 
 
 def test_http_environment_url(settings):
     configure(settings, ENVIRONMENT_URL="http://acme.scalekit.com")
-    assert ids(checks.check_environment_url()) == [checks.E002]
+    assert checks.check_environment_url() == [
+        Error(
+            checks.E002_MSG.format(url="http://acme.scalekit.com"),
+            hint=checks.E002_HINT,
+            id=checks.E002,
+        )
+    ]
 
 
 def test_middleware_order_and_backend(settings):
@@ -84,17 +112,32 @@ def test_middleware_order_and_backend(settings):
     settings.MIDDLEWARE = [checks.MIDDLEWARE, *middleware]
     assert ids(checks.check_middleware()) == [checks.E003, checks.E003]
     settings.MIDDLEWARE = [*middleware, checks.MIDDLEWARE]
-    settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
-    assert ids(checks.check_middleware()) == [checks.W004]
+    settings.AUTHENTICATION_BACKENDS = [LEGACY]
+    assert checks.check_middleware() == [
+        Warning(checks.W004_MSG, hint=checks.W004_HINT, id=checks.W004)
+    ]
+
+
+def test_a_subclass_of_the_backend_counts_as_the_backend(settings):
+    settings.AUTHENTICATION_BACKENDS = [SUBCLASS, LEGACY]
+    assert checks.check_middleware() == []  # no W004: the subclass logs Scalekit users in
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != checks.MIDDLEWARE]
+    assert checks.check_middleware() == [
+        Error(checks.E013_MSG, hint=checks.E013_HINT, id=checks.E013)
+    ]
 
 
 def test_middleware_between_session_and_authentication_is_refused(settings):
     middleware = [m for m in settings.MIDDLEWARE if m != checks.MIDDLEWARE]
     auth = middleware.index("django.contrib.auth.middleware.AuthenticationMiddleware")
     settings.MIDDLEWARE = [*middleware[:auth], checks.MIDDLEWARE, *middleware[auth:]]
-    [error] = checks.check_middleware()
-    assert error.id == checks.E003
-    assert error.msg == f"{checks.MIDDLEWARE} must come after {middleware[auth]}."
+    assert checks.check_middleware() == [
+        Error(
+            f"{checks.MIDDLEWARE} must come after {middleware[auth]}.",
+            hint=checks.E003_HINT,
+            id=checks.E003,
+        )
+    ]
 
 
 def test_backend_without_the_middleware_is_an_error(settings):
@@ -193,13 +236,54 @@ def test_event_settings_zero_throttle_is_allowed(settings):
 
 def test_signed_cookie_sessions_are_refused(settings):
     settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
-    assert ids(checks.check_session_engine()) == [checks.E005]
+    assert checks.check_session_engine() == [
+        Error(checks.E005_MSG, hint=checks.E005_HINT, id=checks.E005)
+    ]
+
+
+@pytest.mark.parametrize("value", ["Strict", "strict"])
+def test_strict_samesite_session_cookie_is_refused(settings, value):
+    settings.SESSION_COOKIE_SAMESITE = value
+    [error] = checks.check_session_cookie_samesite()
+    assert error == Error(
+        checks.E019_MSG.format(value=value), hint=checks.E019_HINT, id=checks.E019
+    )
+    assert "'Lax'" in error.hint
+
+
+@pytest.mark.parametrize("value", ["Lax", "None", False])
+def test_other_samesite_values_pass(settings, value):
+    settings.SESSION_COOKIE_SAMESITE = value
+    assert checks.check_session_cookie_samesite() == []
+
+
+def test_insecure_session_cookies_are_left_to_djangos_deploy_checks(settings):
+    """Django's own deploy checks report them, so scalekit_auth adds no duplicate."""
+    settings.SESSION_COOKIE_SECURE = False
+    settings.SESSION_COOKIE_HTTPONLY = False
+    found = {
+        m.id
+        for m in django_checks.run_checks(
+            tags=[django_checks.Tags.security], include_deployment_checks=True
+        )
+    }
+    assert {"security.W012", "security.W015"} <= found
+    ours = [m for check in checks.ALL + checks.DEPLOY for m in check()]
+    assert not [m for m in ours if "SESSION_COOKIE" in m.msg]
 
 
 def test_scopes(settings):
     configure(settings, SCOPES=["profile"])
-    assert ids(checks.check_scopes()) == [checks.E011, checks.W006]
-    assert checks.check_scopes()[0].hint == checks.E011_HINT
+    assert checks.check_scopes() == [
+        Error(checks.E011_MSG, hint=checks.E011_HINT, id=checks.E011),
+        Warning(checks.W006_MSG, hint=checks.W006_HINT, id=checks.W006),
+    ]
+
+
+def test_scopes_as_one_string_is_only_a_shape_error(settings):
+    configure(settings, SCOPES="openid profile email offline_access")
+    assert checks.check_scopes() == []  # "openid" in a string would be a misleading pass or fail
+    assert ids(checks.check_setting_shapes()) == [checks.E017]
 
 
 def test_redirect_uris_must_be_https(settings):
@@ -208,11 +292,28 @@ def test_redirect_uris_must_be_https(settings):
         REDIRECT_URI="http://app.example/auth/callback/",
         POST_LOGOUT_REDIRECT_URI="/after",
     )
-    assert ids(checks.check_uris()) == [checks.W007, checks.W007]
+    assert checks.check_uris() == [
+        Warning(
+            checks.W007_MSG.format(key="REDIRECT_URI", value="http://app.example/auth/callback/"),
+            hint=checks.W007_HINT,
+            id=checks.W007,
+        ),
+        Warning(
+            checks.W007_MSG.format(key="POST_LOGOUT_REDIRECT_URI", value="/after"),
+            hint=checks.W007_HINT,
+            id=checks.W007,
+        ),
+    ]
 
 
 def test_unshared_cache_is_a_deploy_warning(settings):
-    assert ids(checks.check_shared_cache()) == [checks.W008]  # the test settings use locmem
+    assert checks.check_shared_cache() == [  # the test settings use locmem
+        Warning(
+            checks.W008_MSG.format(alias="default", backend="LocMemCache"),
+            hint=checks.W008_HINT,
+            id=checks.W008,
+        )
+    ]
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -222,21 +323,83 @@ def test_unshared_cache_is_a_deploy_warning(settings):
     assert checks.check_shared_cache() == []
 
 
-@pytest.mark.parametrize("value", [101, -1, "50"])
+@pytest.mark.parametrize("value", [101, -1, "50", True])
 def test_rollout_percentage(settings, value):
     configure(settings, ROLLOUT_PERCENTAGE=value)
-    assert ids(checks.check_rollout()) == [checks.E009]
-    assert checks.check_rollout()[0].hint == checks.E009_HINT
+    assert checks.check_rollout() == [
+        Error(checks.E009_MSG.format(value=value), hint=checks.E009_HINT, id=checks.E009)
+    ]
 
 
 def test_secret_not_from_the_environment(settings, monkeypatch):
     monkeypatch.setenv("SCALEKIT_CLIENT_SECRET", "from-env")
     configure(settings, CLIENT_SECRET="written-in-settings")
     [warning] = checks.check_secrets_from_environment()
-    assert warning.id == checks.W010 and "SCALEKIT_CLIENT_SECRET" in warning.msg
+    assert warning == Warning(
+        checks.W010_MSG.format(key="CLIENT_SECRET", variable="SCALEKIT_CLIENT_SECRET"),
+        hint=checks.W010_HINT,
+        id=checks.W010,
+    )
     assert "written-in-settings" not in warning.msg
 
 
-def test_role_groups_shape(settings):
-    configure(settings, ROLE_GROUPS={"admin": "Admins"})
-    assert ids(checks.check_role_groups()) == [checks.W012]
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("SUPERUSER_ROLES", "admin", "it is a str ('admin')"),
+        ("STAFF_ROLES", "admin", "it is a str ('admin')"),
+        ("STAFF_ROLES", {"admin"}, "it is a set ({'admin'})"),
+        ("STAFF_ROLES", ["admin", 1], "it holds a int (1)"),
+        ("MANAGED_GROUPS", "Administrators", "it is a str ('Administrators')"),
+        ("MANAGED_GROUPS", ["Administrators", ""], "it holds an empty string"),
+        ("SCOPES", "openid profile", "it is a str ('openid profile')"),
+    ],
+)
+def test_role_and_scope_settings_must_be_lists_of_strings(settings, key, value, problem):
+    configure(settings, **{key: value})
+    assert checks.check_setting_shapes() == [
+        Error(
+            f"SCALEKIT_AUTH['{key}'] must be a list or tuple of non-empty strings, but {problem}.",
+            hint=checks.E017_HINT[key],
+            id=checks.E017,
+        )
+    ]
+
+
+def test_lists_tuples_and_no_managed_groups_pass(settings):
+    configure(
+        settings,
+        STAFF_ROLES=("admin",),
+        SUPERUSER_ROLES=[],
+        MANAGED_GROUPS=None,
+        SCOPES=("openid", "offline_access"),
+    )
+    assert checks.check_setting_shapes() == []
+    configure(settings, MANAGED_GROUPS=["Administrators"])
+    assert checks.check_setting_shapes() == []
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ({"admin": "Admins"}, "the groups of 'admin': it is a str ('Admins')"),
+        ({"admin": ["Admins", None]}, "the groups of 'admin': it holds a NoneType (None)"),
+        ({1: ["Admins"]}, "the key 1 is not a role name"),
+        ([("admin", ["Admins"])], "it is a list ([('admin', ['Admins'])])"),
+    ],
+)
+def test_role_groups_of_the_wrong_shape_is_an_error(settings, value, problem):
+    configure(settings, ROLE_GROUPS=value)
+    assert checks.check_role_groups() == [
+        Error(
+            "SCALEKIT_AUTH['ROLE_GROUPS'] must map role names to lists of group names, but "
+            f"{problem}.",
+            hint=checks.E018_HINT,
+            id=checks.E018,
+        )
+    ]
+
+
+def test_role_groups_with_lists_or_tuples_pass(settings):
+    configure(settings, ROLE_GROUPS={"admin": ["Administrators"], "member": ("Members",)})
+    assert checks.check_role_groups() == []
