@@ -115,9 +115,16 @@ class AppSettings:
         30, "Refresh the access token when it expires within this many seconds."
     )
     REFRESH_LOCK_TIMEOUT = Setting(
-        10, "Seconds one refresh may hold the per-session lock before another request may try."
+        60,
+        "Seconds the per-session refresh lock lives. Must exceed the longest refresh (50 s: the "
+        "SDK's token request, 10 s connect + 30 s read, then a JWKS fetch, 5 s + 5 s), or a "
+        "second request could reuse the refresh token; 50 or less is refused.",
     )
-    JWKS_CACHE_SECONDS = Setting(3600, "How long the JWKS stays in the Django cache.")
+    JWKS_CACHE_SECONDS = Setting(
+        3600,
+        "How long the JWKS stays in the Django cache; each process's copy of it lives no longer, "
+        "so a key withdrawn from the JWKS stops verifying within this time.",
+    )
     JWKS_MIN_REFETCH_SECONDS = Setting(
         5,
         "At most one JWKS fetch in this many seconds per process for the unknown kids of "

@@ -4,7 +4,9 @@ The SDK checks neither issuer nor audience unless asked, caches the JWKS for the
 process and raises a bare ``KeyError`` for an unknown ``kid``. Here every token is checked for
 its algorithm (RS256 only), signature, issuer (the environment URL), audience (our client id),
 expiry, not-before and issued-at (with ``TOKEN_LEEWAY_SECONDS``). Keys come from a JWKS kept in
-the Django cache and refetched, at most once per ``JWKS_MIN_REFETCH_SECONDS``, when a token
+the Django cache for ``JWKS_CACHE_SECONDS``; each process's copy lives no longer than that entry,
+so a key withdrawn from the JWKS (rotation over, or compromised) stops verifying everywhere within
+that time. The JWKS is also refetched, at most once per ``JWKS_MIN_REFETCH_SECONDS``, when a token
 names a key we do not know (a key rotation). Tokens that came straight from Scalekit's token
 endpoint (login and refresh) may refetch at once: nobody but Scalekit can make us read them, and a
 rotation must not log out the users who happen to refresh within that interval.
@@ -13,8 +15,8 @@ Access tokens and ID tokens share issuer, audience and subject. ``verify_access`
 apart by what Scalekit puts in each (an access token has a ``jti`` and no ``at_hash``/``nonce``),
 so an ID token, which travels in browser URLs (``id_token_hint``), never works as a bearer token.
 
-Bearer tokens verified once are remembered by their SHA-256 until they expire, so steady-state
-API requests cost a hash and a dict lookup.
+Bearer tokens verified once are remembered by their SHA-256 until they expire (even if their key
+is withdrawn meanwhile), so steady-state API requests cost a hash and a dict lookup.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from .conf import app_settings
 logger = logging.getLogger("scalekit_auth")
 
 ALGORITHM = "RS256"
+JWKS_TIMEOUT = 5.0
+"""Seconds ``requests`` may wait to connect to the JWKS, and again for each read of its answer."""
 
 
 class TokenError(Exception):
@@ -47,60 +51,88 @@ class TokenError(Exception):
 
 
 class KeyCache:
-    """Public keys by ``kid``: a process-local dict in front of the Django cache."""
+    """Public keys by ``kid``: a process-local copy of the JWKS kept in the Django cache.
+
+    Every copy lives as long as the Django cache entry it came from (``JWKS_CACHE_SECONDS`` from
+    the fetch, which the entry records), then is reloaded: a key withdrawn from the JWKS (its
+    rotation over, or compromised) stops verifying in every process within that time. Until then
+    a known ``kid`` costs a dict lookup and a clock read.
+    """
 
     def __init__(self) -> None:
-        self._keys: dict[str, Any] = {}
+        self._state: tuple[float, dict[str, Any]] = (0.0, {})  # (expires at, keys), swapped whole
         self._lock = threading.Lock()
         self._last_fetch = 0.0
+        self._last_failure = 0.0
 
     def _cache_key(self) -> str:
+        """``v2``: the entry records when it was fetched; the bare JWKS stored before is not read."""
         digest = hashlib.sha256(app_settings.ENVIRONMENT_URL.encode()).hexdigest()[:16]
-        return f"scalekit_auth:jwks:{digest}"
+        return f"scalekit_auth:jwks:v2:{digest}"
 
-    def _load(self, document: dict[str, Any]) -> None:
+    def _load(self, entry: Any) -> None:
+        """Take the keys of a Django cache entry and its end of life; ignore anything else."""
+        if not isinstance(entry, dict) or not isinstance(entry.get("fetched_at"), float):
+            return
         keys = {}
-        for jwk in document.get("keys", []):
+        for jwk in entry.get("jwks", {}).get("keys", []):
             if jwk.get("kty") != "RSA" or "kid" not in jwk:
                 continue
             try:
                 keys[jwk["kid"]] = jwt.PyJWK.from_dict(jwk, algorithm=ALGORITHM).key
             except jwt.PyJWTError:
                 logger.warning("scalekit_auth: ignoring an unusable JWKS key %s", jwk.get("kid"))
-        self._keys = keys
+        self._state = (entry["fetched_at"] + app_settings.JWKS_CACHE_SECONDS, keys)
+
+    def _fetch(self, cache: Any) -> None:
+        self._last_fetch = time.monotonic()
+        try:
+            document = client.fetch_jwks(timeout=JWKS_TIMEOUT)
+        except Exception as exc:
+            self._last_failure = time.monotonic()
+            raise TokenError("jwks_unavailable", type(exc).__name__) from exc
+        entry = {"fetched_at": time.time(), "jwks": document}
+        cache.set(self._cache_key(), entry, app_settings.JWKS_CACHE_SECONDS)
+        self._load(entry)
 
     def get(self, kid: str, *, trusted_source: bool = False) -> Any:
         """The key for ``kid``; ``trusted_source`` skips the refetch interval (see above)."""
-        key = self._keys.get(kid)
-        if key is not None:
+        expires_at, keys = self._state
+        key = keys.get(kid)
+        if key is not None and time.time() < expires_at:
             return key
         cache = caches[app_settings.CACHE_ALIAS]
         with self._lock:
-            document = cache.get(self._cache_key())
-            if document is not None:
-                self._load(document)
-                if kid in self._keys:
-                    return self._keys[kid]
-            now = time.monotonic()
-            recent = now - self._last_fetch < app_settings.JWKS_MIN_REFETCH_SECONDS
-            if recent and not trusted_source:
-                raise TokenError("unknown_kid", f"no key {kid!r} (JWKS refetched recently)")
-            self._last_fetch = now
-            try:
-                document = client.fetch_jwks()
-            except Exception as exc:
-                raise TokenError("jwks_unavailable", type(exc).__name__) from exc
-            cache.set(self._cache_key(), document, app_settings.JWKS_CACHE_SECONDS)
-            self._load(document)
-        key = self._keys.get(kid)
+            expires_at, keys = self._state
+            if kid not in keys or time.time() >= expires_at:
+                # Another process or thread may have fetched since.
+                self._load(cache.get(self._cache_key()))
+            expires_at, keys = self._state
+            fresh = time.time() < expires_at
+            if fresh and kid in keys:
+                return keys[kid]
+            since_fetch = time.monotonic() - self._last_fetch
+            since_failure = time.monotonic() - self._last_failure
+            interval = app_settings.JWKS_MIN_REFETCH_SECONDS
+            if not trusted_source:
+                if fresh and since_fetch < interval:
+                    raise TokenError("unknown_kid", f"no key {kid!r} (JWKS refetched recently)")
+                if not fresh and since_failure < interval:
+                    raise TokenError(
+                        "jwks_unavailable",
+                        f"the JWKS fetch failed less than {interval} s ago; retrying after that",
+                    )
+            self._fetch(cache)
+            key = self._state[1].get(kid)
         if key is None:
             raise TokenError("unknown_kid", f"no key {kid!r} in the environment's JWKS")
         return key
 
     def clear(self) -> None:
         with self._lock:
-            self._keys = {}
+            self._state = (0.0, {})
             self._last_fetch = 0.0
+            self._last_failure = 0.0
             caches[app_settings.CACHE_ALIAS].delete(self._cache_key())
 
 

@@ -151,3 +151,62 @@ def test_bearer_claims_are_cached_until_expiry(auth_emulator, settings):
     with pytest.raises(tokens.TokenError) as excinfo:
         tokens.verify_bearer(token)
     assert excinfo.value.reason == "expired"
+
+
+def test_a_key_withdrawn_from_the_jwks_stops_verifying_after_the_cache_lifetime(
+    auth_emulator, settings
+):
+    """Rotation with no grace: the old key leaves /keys at once. Within JWKS_CACHE_SECONDS this
+    process may still trust it; after, neither the Django cache nor the process's own copy does,
+    with no cache cleared by hand."""
+    settings.SCALEKIT_AUTH = {**settings.SCALEKIT_AUTH, "JWKS_CACHE_SECONDS": 1}
+    old = auth_emulator.keys.active
+    assert tokens.verify(auth_emulator.keys.sign(claims_for(auth_emulator)))["sub"] == "usr_1"
+    rotation = auth_emulator.control.rotate_keys(grace_seconds=0)
+    assert rotation["old_kid"] == old.kid
+    signed_by_withdrawn = jwt.encode(
+        claims_for(auth_emulator, sub="usr_attacker", jti="tkn_2"),
+        old.private_key,
+        algorithm="RS256",
+        headers={"kid": old.kid},
+    )
+    time.sleep(1.2)
+    with pytest.raises(tokens.TokenError) as excinfo:
+        tokens.verify(signed_by_withdrawn)
+    assert excinfo.value.reason == "unknown_kid"
+    with pytest.raises(tokens.TokenError) as excinfo:
+        tokens.verify_bearer(signed_by_withdrawn)
+    assert excinfo.value.reason == "unknown_kid"
+    assert tokens.verify(auth_emulator.keys.sign(claims_for(auth_emulator)))["sub"] == "usr_1"
+
+
+def test_the_jwks_is_fetched_again_once_per_cache_lifetime(auth_emulator, settings):
+    settings.SCALEKIT_AUTH = {**settings.SCALEKIT_AUTH, "JWKS_CACHE_SECONDS": 1}
+    token = auth_emulator.keys.sign(claims_for(auth_emulator))
+    auth_emulator.control.reset_counters()
+    for _ in range(3):
+        tokens.verify(token)
+    assert auth_emulator.control.counters()["calls"]["/keys"] == 1
+    time.sleep(1.2)
+    for _ in range(3):
+        tokens.verify(token)
+    assert auth_emulator.control.counters()["calls"]["/keys"] == 2
+
+
+def test_an_outdated_jwks_that_cannot_be_fetched_again_verifies_nothing(auth_emulator, settings):
+    """Past its lifetime the copy is not used as a fallback; failed fetches are retried at most
+    once per JWKS_MIN_REFETCH_SECONDS for bearer tokens."""
+    settings.SCALEKIT_AUTH = {**settings.SCALEKIT_AUTH, "JWKS_CACHE_SECONDS": 1}
+    token = auth_emulator.keys.sign(claims_for(auth_emulator))
+    tokens.verify(token)
+    auth_emulator.control.set_faults(unavailable_ratio=1.0, methods=["/keys"])
+    auth_emulator.control.reset_counters()
+    time.sleep(1.2)
+    for _ in range(3):
+        with pytest.raises(tokens.TokenError) as excinfo:
+            tokens.verify(token)
+        assert excinfo.value.reason == "jwks_unavailable"
+    assert auth_emulator.control.counters()["calls"]["/keys"] == 1
+    auth_emulator.control.clear_faults()
+    tokens.keys._last_failure -= tokens.app_settings.JWKS_MIN_REFETCH_SECONDS
+    assert tokens.verify(token)["sub"] == "usr_1"
