@@ -14,7 +14,7 @@ class ScalekitAuthConfig(AppConfig):
         from django.core.signals import setting_changed
         from django.db.models.signals import post_delete, post_save
 
-        from . import checks, conf, events, rollout, session
+        from . import checks, conf, events, rollout, session, webhooks
         from .models import RolloutSettings
 
         setting_changed.connect(conf.reload_settings, dispatch_uid="scalekit_auth.reload_settings")
@@ -31,6 +31,11 @@ class ScalekitAuthConfig(AppConfig):
             session.end_sessions_of_inactive_user,
             sender=settings.AUTH_USER_MODEL,
             dispatch_uid="scalekit_auth.session.user_saved",
+        )
+        post_save.connect(
+            webhooks.forget_webhook_deactivation,
+            sender=settings.AUTH_USER_MODEL,
+            dispatch_uid="scalekit_auth.webhooks.user_saved",
         )
         for check in checks.ALL:
             register(check, "scalekit_auth")

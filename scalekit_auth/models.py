@@ -40,6 +40,35 @@ class ScalekitIdentity(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     last_login_at = models.DateTimeField(null=True, blank=True)
+    # What Scalekit's webhooks last applied, so that an older event delivered late (Scalekit
+    # retries, and deliveries are not ordered) never overwrites a newer one: one time per kind
+    # of state, since an event only carries the state it is about.
+    roles_event_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="occurred_at of the last membership event that set the roles",
+    )
+    status_event_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="occurred_at of the last event that decided whether the user is active",
+    )
+    profile_event_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="occurred_at of the last event that updated the email or names",
+    )
+    deactivated_by_event = models.CharField(
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text="evt_... of the webhook that deactivated the user (no membership left); a "
+        "later membership brings them back. Blank when the user was not deactivated by a "
+        "webhook, e.g. by an admin: then no webhook reactivates them.",
+    )
 
     class Meta:
         verbose_name = "Scalekit identity"

@@ -160,7 +160,14 @@ def test_a_flood_of_bad_bearer_tokens_writes_one_row(auth_emulator):
 
 def test_a_flood_of_forged_webhooks_writes_one_row(auth_emulator):
     client = Client(REMOTE_ADDR="203.0.113.60")
-    body = json.dumps({"id": "evt_forged", "type": "user.deleted", "data": {}})
+    body = json.dumps(
+        {
+            "id": "evt_forged",
+            "type": "user.deleted",
+            "occurred_at": "2025-01-15T08:55:22.802860294Z",
+            "data": {},
+        }
+    )
     forged = sign("whsec_" + "Zm9yZ2VkLXNlY3JldA==", "evt_forged", int(time.time()), body)
     for _ in range(10):
         response = client.post(

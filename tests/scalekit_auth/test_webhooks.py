@@ -1,16 +1,21 @@
-"""The webhook endpoint: signatures, replays, idempotency, and what events do to users."""
+"""The webhook endpoint: signatures, replays, idempotency, failures, and events delivered by the
+emulator. What each event does to a user: ``test_webhooks_handlers.py``."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import IntegrityError
 from scalekit import ScalekitClient
 from scalekit.v1.commons import commons_pb2
 from scalekit.v1.users import users_pb2
 
+from scalekit_auth import webhooks
+from scalekit_auth.client import reset_client
 from scalekit_auth.emulator.testing import emulator_settings
 from scalekit_auth.emulator.webhooks import new_secret, sign
 from scalekit_auth.models import AuthEvent, WebhookEvent
@@ -19,6 +24,15 @@ from scalekit_auth.webhooks import SignatureError, verify_signature
 from .conftest import add_user, login
 
 SECRET = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0xMjM0NTY3OA=="
+
+
+@pytest.fixture(autouse=True)
+def fresh_client():
+    """The webhook asks Scalekit through the process-wide client: build it for this test's
+    emulator settings."""
+    reset_client()
+    yield
+    reset_client()
 
 
 def post_event(
@@ -39,15 +53,49 @@ def post_event(
     return client.post("/auth/webhooks/", body, content_type="application/json", headers=headers)
 
 
-def event(event_id: str, event_type: str, data: dict, organization_id: str = "") -> dict:
+def occurred(seconds: float = 0.0) -> str:
+    """An ``occurred_at`` ``seconds`` from now, in Scalekit's format (nanoseconds, Z)."""
+    moment = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"
+
+
+def event(
+    event_id: str,
+    event_type: str,
+    data: dict,
+    organization_id: str = "",
+    *,
+    at: str | None = None,
+    object_type: str = "OrgMembershipEvent",
+) -> dict:
     return {
         "spec_version": "1",
         "id": event_id,
         "type": event_type,
-        "object": "OrgMembership",
+        "object": object_type,
+        "occurred_at": at or occurred(),
+        "environment_id": "env_000000000000000001",
         "organization_id": organization_id,
         "data": data,
     }
+
+
+def membership_data(org_id: str, user_id: str, *memberships: tuple[str, list[str]]) -> dict:
+    """``{organization, user}`` with ``user.memberships`` as (organization id, role names)."""
+    return {
+        "organization": {"id": org_id},
+        "user": {
+            "id": user_id,
+            "memberships": [
+                {"organization_id": org, "roles": [{"name": name} for name in roles]}
+                for org, roles in memberships
+            ],
+        },
+    }
+
+
+def groups(user) -> list[str]:
+    return sorted(user.groups.values_list("name", flat=True))
 
 
 @pytest.mark.django_db
@@ -93,17 +141,12 @@ def test_unsigned_forged_and_old_events_are_refused(client, auth_emulator, heade
 
 @pytest.mark.django_db
 def test_redelivered_event_is_acknowledged_once_applied_once(client, sdk, auth_emulator):
-    add_user(sdk, "ada@acme.example")
+    org, sk_user = add_user(sdk, "ada@acme.example")
     login(client, auth_emulator, "ada@acme.example")
     user = get_user_model().objects.get()
-    identity = user.scalekit_identity
-    data = {
-        "organization": {"id": identity.organization_id},
-        "user": {"id": identity.scalekit_user_id},
-    }
-    payload = event(
-        "evt_10", "user.organization_membership_deleted", data, identity.organization_id
-    )
+    sdk.users.delete_membership(org.id, sk_user.id)
+    data = {"organization": {"id": org.id}, "user": {"id": sk_user.id}}
+    payload = event("evt_10", "user.organization_membership_deleted", data, org.id)
 
     first = post_event(client, payload)
     second = post_event(client, payload)
@@ -120,6 +163,85 @@ def test_webhooks_are_off_without_a_secret(client, auth_emulator, settings):
     settings.SCALEKIT_AUTH = {**settings.SCALEKIT_AUTH, "WEBHOOK_SECRET": ""}
     response = post_event(client, event("evt_1", "user.updated", {}))
     assert response.status_code == 503
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("occurred_at", "message"),
+    [
+        (None, "occurred_at is missing"),
+        ("yesterday", "occurred_at 'yesterday' is not an RFC 3339 time"),
+        ("2025-01-15T08:55:22", "has no time zone"),
+    ],
+)
+def test_an_event_without_a_usable_time_is_refused(client, auth_emulator, occurred_at, message):
+    payload = event("evt_t", "user.organization_membership_updated", {})
+    if occurred_at is None:
+        del payload["occurred_at"]
+    else:
+        payload["occurred_at"] = occurred_at
+
+    response = post_event(client, payload)
+
+    assert response.status_code == 400 and message in response.json()["detail"]
+    assert not WebhookEvent.objects.exists()
+    refused = AuthEvent.objects.get(kind="webhook", success=False)
+    assert "evt_t refused" in refused.reason and message in refused.reason
+
+
+@pytest.mark.django_db
+def test_a_membership_event_without_an_organization_is_refused(client, sdk, auth_emulator):
+    _org, sk_user = add_user(sdk, "ada@acme.example")
+    login(client, auth_emulator, "ada@acme.example")
+    payload = event("evt_o", "user.organization_membership_updated", {"user": {"id": sk_user.id}})
+
+    response = post_event(client, payload)
+
+    assert response.status_code == 400
+    assert "names no organization" in response.json()["detail"]
+    assert not WebhookEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_failure_while_applying_is_answered_5xx_and_the_redelivery_applies(
+    client, sdk, auth_emulator, settings, monkeypatch
+):
+    """An IntegrityError raised by the database while applying (e.g. two processes creating the
+    same group) is not a redelivery: nothing is kept, Scalekit gets a 500 and delivers again.
+    (Faked: such a race cannot be produced on demand.)"""
+    settings.SCALEKIT_AUTH = {**settings.SCALEKIT_AUTH, "ROLE_GROUPS": {"admin": ["Admins"]}}
+    org, sk_user = add_user(sdk, "ada@acme.example", roles=["member"])
+    login(client, auth_emulator, "ada@acme.example")
+    user = get_user_model().objects.get()
+    payload = event(
+        "evt_f",
+        "user.organization_membership_updated",
+        membership_data(org.id, sk_user.id, (org.id, ["admin"])),
+        org.id,
+    )
+
+    def group_race(user, roles):
+        raise IntegrityError("UNIQUE constraint failed: auth_group.name")
+
+    monkeypatch.setattr(webhooks, "sync_roles", group_race)
+    failed = post_event(client, payload)
+
+    assert failed.status_code == 500
+    assert failed.json() == {
+        "detail": "not applied (IntegrityError); deliver it again",
+        "id": "evt_f",
+    }
+    assert not WebhookEvent.objects.exists()
+    reason = AuthEvent.objects.get(kind="webhook", success=False).reason
+    assert reason.startswith("user.organization_membership_updated evt_f not applied")
+    assert "IntegrityError: UNIQUE constraint failed: auth_group.name" in reason
+
+    monkeypatch.undo()
+    again = post_event(client, payload)
+
+    assert again.status_code == 200 and "set to ['admin']" in again.json()["detail"]
+    assert groups(user) == ["Admins"]
+    assert WebhookEvent.objects.get().event_id == "evt_f"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -152,30 +274,123 @@ def test_events_delivered_by_scalekit_update_and_deactivate_users(
     sdk.users.update_membership(
         org.id, sk_user.id, users_pb2.UpdateMembership(roles=[commons_pb2.Role(name="admin")])
     )
-    wait_for(
-        lambda: WebhookEvent.objects.filter(type="user.organization_membership_updated").exists()
-    )
+    wait_for(lambda: applied("user.organization_membership_updated", sk_user.id))
     assert list(user.groups.values_list("name", flat=True)) == ["Admins"]
 
     sdk.users.delete_membership(org.id, sk_user.id)
-    wait_for(
-        lambda: WebhookEvent.objects.filter(type="user.organization_membership_deleted").exists()
-    )
+    wait_for(lambda: applied("user.organization_membership_deleted", sk_user.id))
     user.refresh_from_db()
     outcomes = list(WebhookEvent.objects.values_list("type", "outcome"))
     assert user.is_active is False, outcomes
-    delivered = fresh_emulator.control.deliveries()
-    assert all(d["delivered"] for d in delivered) and len(delivered) >= 2
+    assert groups(user) == [], outcomes
+    wait_for(lambda: all_delivered(fresh_emulator, 2))
 
 
-def event_for(scalekit_user_id: str, event_type: str) -> bool:
-    """The event for this user has been applied. (With in-memory SQLite the live server shares
-    the test's connection, so a row is visible before its transaction ends: wait for the
-    outcome, written last.)"""
-    return any(
-        (e.payload.get("data") or {}).get("user", {}).get("id") == scalekit_user_id
-        for e in WebhookEvent.objects.filter(type=event_type).exclude(outcome="")
+@pytest.mark.django_db(transaction=True)
+def test_delivered_events_of_a_member_of_two_organizations(
+    live_server, sdk, fresh_emulator, settings
+):
+    """End to end, a user in acme (where they log in) and beta: leaving acme clears their
+    roles but keeps them active; leaving beta too deactivates them; joining beta again brings
+    them back, and joining acme again gives them acme's roles."""
+    from django.test import Client
+
+    from .conftest import AFTER_LOGOUT
+
+    base = live_server.url
+    fresh_emulator.control.register_uris(
+        [f"{base}/auth/callback/", "http://testserver/auth/callback/"], [AFTER_LOGOUT]
     )
+    secret = new_secret()
+    settings.SCALEKIT_AUTH = {
+        **settings.SCALEKIT_AUTH,
+        **emulator_settings(fresh_emulator),
+        "WEBHOOK_SECRET": secret,
+        "ROLE_GROUPS": {"admin": ["Admins"], "member": ["Members"]},
+        "STAFF_ROLES": ["admin"],
+    }
+    acme, sk_user = add_user(sdk, "ada@acme.example", roles=["admin"])
+    beta = add_user(sdk, "bob@beta.example", org_external_id="beta")[0]
+    sdk.users.create_membership(
+        beta.id,
+        sk_user.id,
+        users_pb2.CreateMembership(roles=[commons_pb2.Role(name="member")]),
+        send_invitation_email=False,
+    )
+    login(Client(), fresh_emulator, "ada@acme.example", organization_id=acme.id)
+    user = get_user_model().objects.get(email="ada@acme.example")
+    assert groups(user) == ["Admins"] and user.is_staff
+    fresh_emulator.control.configure_webhooks(f"{base}/auth/webhooks/", secret)
+
+    sdk.users.delete_membership(acme.id, sk_user.id)
+    wait_for(lambda: applied("user.organization_membership_deleted", sk_user.id))
+    user.refresh_from_db()
+    assert user.is_active and groups(user) == [] and not user.is_staff, outcomes()
+    assert "stays active: a member of " + beta.id in outcomes()[-1][1]
+
+    delete_membership_keeping_user(sdk, beta.id, sk_user.id)
+    wait_for(lambda: applied("user.organization_membership_deleted", sk_user.id, count=2))
+    user.refresh_from_db()
+    assert user.is_active is False, outcomes()
+    deactivation = WebhookEvent.objects.filter(type="user.organization_membership_deleted")
+    assert user.scalekit_identity.deactivated_by_event == deactivation.first().event_id
+
+    sdk.users.create_membership(
+        beta.id,
+        sk_user.id,
+        users_pb2.CreateMembership(roles=[commons_pb2.Role(name="member")]),
+        send_invitation_email=False,
+    )
+    wait_for(lambda: applied("user.organization_membership_created", sk_user.id))
+    user.refresh_from_db()
+    assert user.is_active and groups(user) == [], outcomes()
+    assert user.scalekit_identity.deactivated_by_event == ""
+
+    sdk.users.create_membership(
+        acme.id,
+        sk_user.id,
+        users_pb2.CreateMembership(roles=[commons_pb2.Role(name="admin")]),
+        send_invitation_email=False,
+    )
+    wait_for(lambda: applied("user.organization_membership_created", sk_user.id, count=2))
+    user.refresh_from_db()
+    assert groups(user) == ["Admins"] and user.is_staff, outcomes()
+    wait_for(lambda: all_delivered(fresh_emulator, 4))
+
+
+def delete_membership_keeping_user(sdk, organization_id: str, user_id: str) -> None:
+    """DeleteMembership with ``cascade=False`` (the SDK's method does not offer it), so the
+    user stays in Scalekit with no membership."""
+    sdk.users.core_client.grpc_exec(
+        sdk.users.user_service.DeleteMembership.with_call,
+        users_pb2.DeleteMembershipRequest(
+            organization_id=organization_id, id=user_id, cascade=False
+        ),
+    )
+
+
+def outcomes() -> list[tuple[str, str]]:
+    return list(WebhookEvent.objects.order_by("received_at", "pk").values_list("type", "outcome"))
+
+
+def applied(event_type: str, scalekit_user_id: str, count: int = 1) -> bool:
+    """``count`` events of this type for this user have been applied. (With in-memory SQLite
+    the live server shares the test's connection, so a row is visible before its transaction
+    ends: wait for the outcome, written last.)"""
+    return (
+        sum(
+            (e.payload.get("data") or {}).get("user", {}).get("id") == scalekit_user_id
+            for e in WebhookEvent.objects.filter(type=event_type).exclude(outcome="")
+        )
+        >= count
+    )
+
+
+def all_delivered(emulator, count: int) -> bool:
+    """The emulator has ``count`` deliveries, all answered 2xx. (An outcome is visible before
+    the site's answer reaches the emulator.)"""
+    deliveries = emulator.control.deliveries()
+    return len(deliveries) >= count and all(d["delivered"] for d in deliveries)
 
 
 def wait_for(condition, timeout: float = 10.0) -> None:
