@@ -25,6 +25,9 @@ from ..registry import (
     register,
 )
 
+#: Django deploy checks the catalogue calls optional: they warn, in A06 and in A14 alike.
+ADVISORY_DEPLOY_IDS = frozenset({"security.W021"})  # HSTS preload
+
 
 def deploy_messages(ctx: ProbeContext) -> list[checks.CheckMessage]:
     return ctx.cached("deploy_messages", lambda: run_checks(include_deployment_checks=True))
@@ -133,7 +136,7 @@ deploy_probe(
     item="A06",
     title="HSTS with subdomains",
     django_ids=("security.W004", "security.W005", "security.W021"),
-    advisory=("security.W021",),
+    advisory=tuple(ADVISORY_DEPLOY_IDS),
     ok="HSTS is on for a year or more, subdomains and preload included.",
     reads=("SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD"),
     asvs="9.1.1",
@@ -190,13 +193,16 @@ deploy_probe(
 
 
 def deploy_checks_clean(ctx: ProbeContext) -> ProbeResult:
-    """Every deploy check of every app (readiness's own excepted: they are reported one by one)."""
+    """Every deploy check of every app (readiness's own excepted: they are reported one by one).
+
+    The optional ones (``ADVISORY_DEPLOY_IDS``, HSTS preload) warn here as they do in their own
+    item, so a deploy without preload is not blocked by A14 while A06 lets it pass."""
     messages = [
         m
         for m in deploy_messages(ctx)
         if m.level >= checks.WARNING and not (m.id or "").startswith("readiness.")
     ]
-    return _summarise(messages, frozenset(), "manage.py check --deploy reports nothing.")
+    return _summarise(messages, ADVISORY_DEPLOY_IDS, "manage.py check --deploy reports nothing.")
 
 
 register(

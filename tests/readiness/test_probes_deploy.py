@@ -49,6 +49,14 @@ CASES = [
     ("readiness.E039", FAIL, {"SECURE_CONTENT_TYPE_NOSNIFF": False}, "security.W006"),
     ("readiness.E040", PASS, {"CACHES": REDIS}, "reports nothing"),
     ("readiness.E040", FAIL, {"DEBUG": True, "CACHES": REDIS}, "security.W018"),
+    # HSTS preload is optional (A06 only warns on it): A14 must not block a deploy over it.
+    ("readiness.E040", WARN, {"SECURE_HSTS_PRELOAD": False, "CACHES": REDIS}, "security.W021"),
+    (
+        "readiness.E040",
+        FAIL,
+        {"SECURE_HSTS_PRELOAD": False, "DEBUG": True, "CACHES": REDIS},
+        "security.W018",
+    ),
     (
         "readiness.E040",
         WAIVED,
@@ -83,3 +91,11 @@ def test_deploy_clean_ignores_readiness_own_checks():
         result = run_probe("readiness.E040")
     assert result.status == PASS
     assert not any("readiness." in line for line in result.evidence["failing"])
+
+
+def test_optional_deploy_check_warns_alike_in_its_item_and_in_a14():
+    with production(SECURE_HSTS_PRELOAD=False, CACHES=REDIS):
+        hsts, clean = run_probe("readiness.E035"), run_probe("readiness.E040")
+    assert hsts.status == clean.status == WARN
+    assert [line.split(":")[0] for line in clean.evidence["advisory"]] == ["security.W021"]
+    assert clean.evidence["failing"] == []
