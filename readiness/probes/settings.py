@@ -498,18 +498,27 @@ def post_logout_redirect_uri(ctx: ProbeContext) -> ProbeResult:
     asvs="3.4.3",
 )
 def samesite_lax(ctx: ProbeContext) -> ProbeResult:
+    """Browsers read the SameSite value case-insensitively, and so does Django ("lax" is Lax)."""
     findings = []
     values = {}
     for name in ("SESSION_COOKIE_SAMESITE", "CSRF_COOKIE_SAMESITE"):
         value = getattr(settings, name)
         values[name] = value
-        if value == "Lax":
+        spelled = value.lower() if isinstance(value, str) else value
+        if spelled == "lax":
             continue
-        if value == "Strict":
+        if spelled == "strict":
             findings.append(
                 failed(
-                    f"{name} is 'Strict': the browser drops the cookie on the "
+                    f"{name} is {value!r}: the browser drops the cookie on the "
                     "redirect back from Scalekit, so the login state is lost"
+                )
+            )
+        elif isinstance(value, str) and spelled not in ("none", ""):
+            findings.append(
+                failed(
+                    f"{name} is {value!r}, not one of 'Lax', 'Strict', 'None': Django "
+                    "refuses to set the cookie (ValueError)"
                 )
             )
         else:
