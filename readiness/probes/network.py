@@ -305,6 +305,7 @@ def http_redirects_to_https(ctx: ProbeContext) -> ProbeResult:
     public = app_settings.PUBLIC_URL
     if not public:
         return skipped("READINESS['PUBLIC_URL'] is not set; the public site is not probed.")
+    public_host = urlsplit(public).hostname or ""
     url = "http://" + urlsplit(public).netloc + "/"
     hops = []
     for _ in range(2):
@@ -318,6 +319,14 @@ def http_redirects_to_https(ctx: ProbeContext) -> ProbeResult:
             return failed(
                 f"{url} answered {response.status_code} without redirecting to https.",
                 evidence={"hops": hops},
+            )
+        target_host = urlsplit(location).hostname or public_host
+        if target_host != public_host:
+            return failed(
+                f"{url} redirects to {location}, off the public host {public_host}.",
+                evidence={"hops": hops, "location": location},
+                hint="Redirect http:// to https:// on the same host (SECURE_SSL_HOST, or the "
+                "proxy's redirect rule).",
             )
         if location.startswith("https://"):
             if response.status_code in (301, 308):

@@ -180,6 +180,23 @@ class TestPublicSite:
         assert result.status == FAIL
         assert "without redirecting to https" in result.message
 
+    @covers("readiness.E057", FAIL)
+    def test_redirect_to_another_host(self):
+        """An https:// Location on another host is not "this site redirects to https"."""
+        with (
+            override_settings(
+                SECURE_SSL_REDIRECT=True,
+                SECURE_SSL_HOST="elsewhere.example",
+                ALLOWED_HOSTS=["localhost"],
+            ),
+            django_server() as url,
+            override_settings(READINESS={"PUBLIC_URL": url}),
+        ):
+            result = run_probe("readiness.E057")
+        assert result.status == FAIL, result.message
+        assert result.evidence["location"] == "https://elsewhere.example/"
+        assert "off the public host localhost" in result.message
+
     @covers("readiness.E057", SKIP)
     @covers("readiness.W058", SKIP)
     def test_no_public_url(self):
