@@ -13,7 +13,6 @@ For tests against the real flow, use the emulator: ``scalekit_auth.emulator.test
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,9 +20,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from .backends import scalekit_backend_path
-from .context import context_claims
-from .models import ScalekitIdentity
-from .session import SESSION_KEY
+from .impersonation import impersonate
 
 
 def scalekit_login(
@@ -49,33 +46,13 @@ def scalekit_login(
             "in AUTHENTICATION_BACKENDS; it lists "
             f"{', '.join(settings.AUTHENTICATION_BACKENDS) or 'nothing'}."
         )
-    claims = context_claims(
-        {
-            "sub": scalekit_user_id or f"usr_test{user.pk}",
-            "oid": organization_id,
-            "sid": f"ses_test{user.pk}",
-            "roles": list(roles),
-            "permissions": list(permissions),
-            "exp": int(time.time()) + expires_in,
-        }
+    return impersonate(
+        client,
+        user,
+        backend=backend,
+        roles=roles,
+        permissions=permissions,
+        organization_id=organization_id,
+        scalekit_user_id=scalekit_user_id,
+        expires_in=expires_in,
     )
-    ScalekitIdentity.objects.update_or_create(
-        user=user,
-        defaults={
-            "scalekit_user_id": claims["sub"],
-            "organization_id": organization_id,
-            "roles": list(roles),
-            "linked_by": "created",
-        },
-    )
-    client.force_login(user, backend=backend)
-    session = client.session
-    session[SESSION_KEY] = {
-        "access_token": "",
-        "refresh_token": "",
-        "id_token": "",
-        "expires_at": claims["exp"],
-        "claims": claims,
-    }
-    session.save()
-    return claims

@@ -1,3 +1,3 @@
 """The automated checks, one module per kind; importing this package registers them all."""
 
-from . import deploy, migration, network, requests, settings  # noqa: F401
+from . import deploy, http_probes, migration, network, settings  # noqa: F401

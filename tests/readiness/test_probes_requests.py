@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.test import modify_settings
 
-from readiness.registry import FAIL, PASS, SKIP
+from readiness.registry import FAIL, PASS, SKIP, WARN
 
 from .helpers import covers, production, run_probe
 
@@ -179,6 +179,24 @@ class TestProtectedPages:
         assert result.status == FAIL
         assert "/profile/ is cacheable" in result.message
 
+    def test_logged_in_as_a_scalekit_caller(self):
+        """/whoami/ reads request.scalekit: the probe's user has a Scalekit session."""
+        result = probe_in(
+            "config.urls", "readiness.E047", READINESS={"PROTECTED_URLS": ["/whoami/"]}
+        )
+        assert result.status == PASS, result.message
+        assert result.evidence["/whoami/"]["status"] == 200
+
+    def test_logged_in_plainly_without_the_scalekit_backend(self):
+        result = probe_in(
+            GOOD,
+            "readiness.E047",
+            READINESS=REPORTS,
+            AUTHENTICATION_BACKENDS=["django.contrib.auth.backends.ModelBackend"],
+        )
+        assert result.status == PASS, result.message
+        assert result.evidence["/reports/"]["status"] == 200
+
     def test_nothing_listed(self):
         result = probe_in(GOOD, "readiness.E047")
         assert result.status == FAIL
@@ -202,6 +220,62 @@ class TestProtectedPages:
         assert result.status == FAIL
         assert "/public/ answered 200 to an anonymous request" in result.message
         assert "/members/ answered 200 to a user without readiness.view_checkrun" in result.message
+
+
+POLICY = {"append": "tests.readiness.middleware.PolicyMiddleware"}
+REPORT_ONLY = {"append": "tests.readiness.middleware.ReportOnlyPolicyMiddleware"}
+
+
+class TestContentSecurityPolicy:
+    @covers("readiness.W064", PASS)
+    @modify_settings(MIDDLEWARE=POLICY)
+    def test_login_and_protected_page_send_the_policy(self):
+        result = probe_in(GOOD, "readiness.W064", READINESS=REPORTS)
+        assert result.status == PASS, result.message
+        assert result.evidence["the login page /auth/login/"]["csp"] == "default-src 'self'"
+        assert result.evidence["the protected page /reports/"] == {
+            "status": 200,
+            "csp": "default-src 'self'",
+            "csp_report_only": "",
+        }
+        assert not get_user_model().objects.filter(username__startswith="readiness-probe").exists()
+
+    @covers("readiness.W064", FAIL)
+    def test_policy_in_settings_that_nothing_sends(self):
+        """SECURE_CSP on Django 5.2: the settings probe is satisfied, no page carries a header."""
+        with production(ROOT_URLCONF=GOOD, READINESS=REPORTS):
+            in_settings, on_the_wire = run_probe("readiness.W015"), run_probe("readiness.W064")
+        assert in_settings.status == PASS
+        assert on_the_wire.status == FAIL
+        assert on_the_wire.message == (
+            "The login page /auth/login/ sends no Content-Security-Policy header; "
+            "the protected page /reports/ sends no Content-Security-Policy header."
+        )
+        assert "CSPMiddleware" in on_the_wire.hint
+
+    @covers("readiness.W064", FAIL)
+    @modify_settings(MIDDLEWARE=POLICY)
+    def test_protected_page_exempt_from_the_policy(self):
+        result = probe_in(BAD, "readiness.W064", READINESS={"PROTECTED_URLS": ["/no-csp/"]})
+        assert result.status == FAIL
+        assert result.message == (
+            "The protected page /no-csp/ sends no Content-Security-Policy header."
+        )
+        assert result.evidence["the protected page /no-csp/"]["status"] == 200
+
+    @covers("readiness.W064", WARN)
+    @modify_settings(MIDDLEWARE=REPORT_ONLY)
+    def test_report_only_policy(self):
+        result = probe_in(GOOD, "readiness.W064", READINESS=REPORTS)
+        assert result.status == WARN
+        assert "sends only Content-Security-Policy-Report-Only" in result.message
+
+    @modify_settings(MIDDLEWARE=POLICY)
+    def test_login_page_only_when_no_protected_page_is_listed(self):
+        result = probe_in(GOOD, "readiness.W064")
+        assert result.status == PASS
+        assert list(result.evidence) == ["the login page /auth/login/"]
+        assert "lists no page to check as well" in result.message
 
 
 class TestWebhook:
@@ -348,7 +422,7 @@ class TestSideEffects:
         """Two runs in two threads, interleaved: the receiver stays until the last one leaves."""
         import threading
 
-        from readiness.probes.requests import _ExchangeSpy
+        from readiness.probes.http_probes import _ExchangeSpy
         from scalekit_auth.signals import token_requested
 
         a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
@@ -381,7 +455,7 @@ class TestSideEffects:
     def test_spy_counts_only_its_own_thread(self):
         import threading
 
-        from readiness.probes.requests import _ExchangeSpy
+        from readiness.probes.http_probes import _ExchangeSpy
         from scalekit_auth.signals import token_requested
 
         def exchange() -> None:

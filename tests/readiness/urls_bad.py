@@ -21,5 +21,6 @@ urlpatterns = [
     path("profile/", views.cacheable_profile),
     path("public/", views.public_page),
     path("members/", views.members_only),
+    path("no-csp/", views.unprotected_by_csp),
     path("portal/", views.leaky_portal_link, name="portal_link"),
 ]

@@ -104,3 +104,13 @@ def oidc_logout(request: HttpRequest) -> HttpResponse:
 
 def oidc_logout_to_http(request: HttpRequest) -> HttpResponse:
     return _oidc_logout(request, "http://app.example.com/")
+
+
+@never_cache
+@login_required
+def unprotected_by_csp(request: HttpRequest) -> HttpResponse:
+    """A page that opts out of the project's Content-Security-Policy (as django-csp's
+    ``@csp_exempt`` does)."""
+    response = HttpResponse("no policy here")
+    response.csp_exempt = True
+    return response

@@ -438,7 +438,7 @@ class _ExchangeSpy:
 
     _lock = threading.Lock()
     _active: dict[int, list[_ExchangeSpy]] = {}
-    DISPATCH_UID = "readiness.probes.requests.exchange_spy"
+    DISPATCH_UID = "readiness.probes.http_probes.exchange_spy"
 
     def __init__(self) -> None:
         self.calls = 0
@@ -625,13 +625,17 @@ NO_PROTECTED_URLS = failed(
 
 def _log_in(client: Any, user: Any) -> None:
     """Log ``client`` in as ``user``: as a Scalekit session (claims in the session, so views
-    reading ``request.scalekit`` see a caller) when scalekit_auth is installed, else plainly."""
+    reading ``request.scalekit`` see a caller) when scalekit_auth's backend is in
+    AUTHENTICATION_BACKENDS, else plainly."""
     if apps.is_installed("scalekit_auth"):
-        from scalekit_auth.testing import scalekit_login
+        from scalekit_auth.backends import scalekit_backend_path
+        from scalekit_auth.impersonation import impersonate
 
-        scalekit_login(client, user, organization_id="org_readiness_probe")
-    else:
-        client.force_login(user, backend=_backend())
+        backend = scalekit_backend_path()
+        if backend is not None:
+            impersonate(client, user, backend=backend, organization_id="org_readiness_probe")
+            return
+    client.force_login(user, backend=_backend())
 
 
 @request_probe(
@@ -690,6 +694,68 @@ def open_redirect_guarded(ctx: ProbeContext) -> ProbeResult:
     if "evil.invalid" in _location(response):
         return failed("The login redirect carries the off-site next URL.")
     return passed("An off-site next is dropped before it reaches the session.")
+
+
+CSP_HEADER = "Content-Security-Policy"
+CSP_REPORT_ONLY_HEADER = "Content-Security-Policy-Report-Only"
+
+
+def _csp_finding(label: str, response: HttpResponse) -> ProbeResult:
+    if response.get(CSP_HEADER):
+        return passed(f"{label} sends {CSP_HEADER}")
+    if response.get(CSP_REPORT_ONLY_HEADER):
+        return warned(
+            f"{label} sends only {CSP_REPORT_ONLY_HEADER}: the policy is reported, not enforced"
+        )
+    return failed(f"{label} sends no {CSP_HEADER} header")
+
+
+@request_probe(
+    "readiness.W064",
+    item="B16",
+    title="Login and protected pages send a Content-Security-Policy",
+    reads=("SECURE_CSP", "CONTENT_SECURITY_POLICY", "MIDDLEWARE", "READINESS.PROTECTED_URLS"),
+    asvs="14.4.3",
+)
+def csp_header_sent(ctx: ProbeContext) -> ProbeResult:
+    """B16 on the wire: W015 reads the settings, this proves the header reaches the pages.
+
+    A policy in settings that no middleware sends (``SECURE_CSP`` before Django 6, django-csp's
+    ``CONTENT_SECURITY_POLICY`` without its middleware) fails here. The login answer is checked
+    whatever it is (a redirect to Scalekit, or the rollout's e-mail page), and so is the first
+    page of ``READINESS['PROTECTED_URLS']``, requested by a logged-in superuser.
+    """
+    login_path = contract.url_path(contract.LOGIN_URL_NAME)
+    if login_path is None:
+        return failed(f"login view {contract.LOGIN_URL_NAME} is not installed.")
+    protected = _protected_urls()
+    with rolled_back():
+        pages = [(f"the login page {login_path}", make_client().get(login_path, secure=True))]
+        if protected:
+            path = protected[0][0]
+            member = make_client()
+            _log_in(member, _temporary_user(is_staff=True, is_superuser=True))
+            pages.append((f"the protected page {path}", member.get(path, secure=True)))
+    evidence = {
+        label: {
+            "status": response.status_code,
+            "csp": response.get(CSP_HEADER, ""),
+            "csp_report_only": response.get(CSP_REPORT_ONLY_HEADER, ""),
+        }
+        for label, response in pages
+    }
+    checked = " and ".join(label for label, _ in pages)
+    verb = "send" if len(pages) > 1 else "sends"
+    ok = f"{checked[0].upper()}{checked[1:]} {verb} a {CSP_HEADER} header."
+    if not protected:
+        ok += " READINESS['PROTECTED_URLS'] lists no page to check as well."
+    return worst(
+        [_csp_finding(label, response) for label, response in pages],
+        ok,
+        evidence=evidence,
+        hint="Send the policy with a middleware: django-csp's CSPMiddleware "
+        "(CONTENT_SECURITY_POLICY), or Django 6's ContentSecurityPolicyMiddleware (SECURE_CSP).",
+    )
 
 
 # --- C. Enterprise -------------------------------------------------------------------------------
