@@ -191,6 +191,19 @@ class SectionAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        extra_context = {
+            **(extra_context or {}),
+            "can_mark_not_applicable": can_mark_not_applicable(request),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def applicability_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         section = get_object_or_404(Section, pk=pk)
         form = ApplicabilityForm(
@@ -210,6 +223,11 @@ class SectionAdmin(admin.ModelAdmin):
                 self.message_user(request, f"Section '{section.title}' updated.", messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:readiness_section_changelist"))
         return action_page(request, self, section, form, f"Applicability of '{section.title}'")
+
+
+def can_mark_not_applicable(request: HttpRequest) -> bool:
+    """Whether the applicability pages are worth a link: only this permission can save them."""
+    return request.user.has_perm(signoffs.NA_PERMISSION)
 
 
 def action_page(
@@ -436,6 +454,7 @@ class ChecklistItemAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "title": "Readiness dashboard",
             "can_run": self.has_run_checks_permission(request),
+            "can_mark_not_applicable": can_mark_not_applicable(request),
         }
         return TemplateResponse(request, "admin/readiness/dashboard.html", context)
 
@@ -571,6 +590,7 @@ class ChecklistItemAdmin(admin.ModelAdmin):
             **(extra_context or {}),
             "can_run": self.has_run_checks_permission(request),
             "can_sign_off": self.has_sign_off_permission(request),
+            "can_mark_not_applicable": can_mark_not_applicable(request),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 

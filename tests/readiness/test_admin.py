@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.test import Client, override_settings
@@ -11,6 +13,8 @@ from readiness import signoffs
 from readiness.models import ChecklistItem, CheckRun, ItemEvent, ItemStatus, Section
 from readiness.runner import run_checks, select_probes
 
+from .conftest import SIGNER_PERMS
+from .factories import StaffFactory
 from .helpers import CLIENT_SECRET, production
 
 pytestmark = pytest.mark.django_db
@@ -274,3 +278,67 @@ class TestHistoryCannotBeDeleted:
         with pytest.raises(ProtectedError):
             run.delete()
         assert CheckRun.objects.filter(pk=run.pk).exists() and run.results.count() == 1
+
+
+class TestApplicabilityLinks:
+    """The applicability pages are linked from the section page, the item page and the dashboard
+    rows, for those who may use them only."""
+
+    @pytest.fixture
+    def section_signer(self, db):
+        return StaffFactory(username="lead", perms=[*SIGNER_PERMS, "readiness.view_section"])
+
+    @pytest.fixture
+    def section_viewer(self, db):
+        return StaffFactory(
+            username="reader",
+            perms=["readiness.view_section", "readiness.view_checklistitem"],
+        )
+
+    @staticmethod
+    def section_links(html: str) -> list[str]:
+        prefix = reverse("admin:readiness_section_changelist")
+        return re.findall(rf'href="({re.escape(prefix)}\d+/applicability/)"', html)
+
+    def test_section_page_links_to_its_applicability_form(self, admin_client_for, section_signer):
+        section = Section.objects.get(key="mcp")
+        client = admin_client_for(section_signer)
+        page = client.get(reverse("admin:readiness_section_change", args=[section.pk]))
+        assert page.status_code == 200
+        assert self.section_links(page.content.decode()) == [
+            reverse("admin:readiness_section_applicability", args=[section.pk])
+        ]
+        form = client.get(self.section_links(page.content.decode())[0])
+        assert form.status_code == 200
+        assert f"Applicability of &#x27;{section.title}&#x27;" in form.content.decode()
+
+    def test_dashboard_links_each_section_row(self, admin_client_for, section_signer):
+        html = admin_client_for(section_signer).get(reverse("admin:readiness_dashboard")).content
+        assert sorted(self.section_links(html.decode())) == sorted(
+            reverse("admin:readiness_section_applicability", args=[pk])
+            for pk in Section.objects.values_list("pk", flat=True)
+        )
+
+    def test_hidden_without_the_permission(self, admin_client_for, section_viewer):
+        client = admin_client_for(section_viewer)
+        section = Section.objects.get(key="mcp")
+        pages = [
+            client.get(reverse("admin:readiness_section_change", args=[section.pk])),
+            client.get(reverse("admin:readiness_dashboard")),
+            client.get(
+                reverse(
+                    "admin:readiness_checklistitem_change",
+                    args=[ChecklistItem.objects.get(key="H21").pk],
+                )
+            ),
+        ]
+        assert [page.status_code for page in pages] == [200, 200, 200]
+        for page in pages:
+            assert "/applicability/" not in page.content.decode()
+
+    def test_item_page_links_for_the_permission(self, admin_client_for, signer):
+        h21 = ChecklistItem.objects.get(key="H21")
+        page = admin_client_for(signer).get(
+            reverse("admin:readiness_checklistitem_change", args=[h21.pk])
+        )
+        assert f'href="{item_url("applicability", "H21")}"' in page.content.decode()
