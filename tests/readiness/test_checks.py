@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib import admin
 from django.core import checks
 from django.core.checks import run_checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
 from readiness.registry import SETTINGS, get_probe
+from scalekit_auth.models import AuthEvent, RolloutSettings
 
 from .helpers import production
 
@@ -61,8 +63,22 @@ def test_production_settings_are_clean(monkeypatch):
         modify_settings(INSTALLED_APPS={"remove": ["scalekit_auth.emulator"]}),
     ):
         remaining = {m.id for m in readiness_messages()}
-    # What is left depends on scalekit_auth's admin, which another app owns.
-    assert remaining <= {"readiness.E022", "readiness.W028"}
+    # E022 and W028 hold only while scalekit_auth's admin registers these models.
+    assert admin.site.is_registered(RolloutSettings)
+    assert admin.site.is_registered(AuthEvent)
+    assert remaining == set()
+
+
+def test_unregistered_kill_switch_shows_in_check_deploy():
+    """The clean set above is exact: losing the rollback switch's admin is reported."""
+    model_admin = admin.site._registry[RolloutSettings]
+    admin.site.unregister(RolloutSettings)
+    try:
+        with production():
+            ids = {m.id for m in readiness_messages()}
+    finally:
+        admin.site.register(RolloutSettings, type(model_admin))
+    assert "readiness.E022" in ids
 
 
 def test_check_deploy_fails_ci_at_warning_level():
