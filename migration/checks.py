@@ -11,6 +11,7 @@ from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, FieldError
 
 from .conf import AppSettings, app_settings
+from .validation import ROLE_NAME_RE
 
 E001 = "MIGRATION must be a dict."
 E001_HINT = "Set MIGRATION = {...} in your settings, or remove it to use the defaults."
@@ -40,6 +41,11 @@ E010 = "MIGRATION['DEFAULT_ORGANIZATION'] must be None or a dict with a non-empt
 E010_HINT = 'For example {"external_id": "default", "display_name": "Default"}.'
 E011 = "MIGRATION['USER_EXTERNAL_ID_FIELD'] = {value!r} is not a field of the user model."
 E011_HINT = "Use 'pk' (the legacy primary key) or another unique field of the user model."
+E013 = "MIGRATION['DEFAULT_ROLE'] must be a Scalekit role name (^[a-zA-Z0-9_]{{1,64}}$), not {value!r}."
+E013_HINT = (
+    "The role sent for a membership whose row names none; 'member' is Scalekit's default "
+    "member role. Without one Scalekit makes an organization's first member admin."
+)
 W001 = "MIGRATION['SEND_INVITATION_EMAIL'] is True: every imported user gets an email."
 W001_HINT = "A migration is usually silent; set it to False unless you mean to invite everyone."
 W002 = "A Celery broker is set (imports run on Celery workers) but the database is SQLite."
@@ -195,6 +201,13 @@ def check_user_external_id_field(**kwargs: Any) -> list[checks.CheckMessage]:
     return []
 
 
+def check_default_role(**kwargs: Any) -> list[checks.CheckMessage]:
+    value = app_settings.DEFAULT_ROLE
+    if not isinstance(value, str) or not ROLE_NAME_RE.fullmatch(value):
+        return [checks.Error(E013.format(value=value), hint=E013_HINT, id="migration.E013")]
+    return []
+
+
 def check_invitation_email(**kwargs: Any) -> list[checks.CheckMessage]:
     if app_settings.SEND_INVITATION_EMAIL is True:
         return [checks.Warning(W001, hint=W001_HINT, id="migration.W001")]
@@ -222,6 +235,7 @@ ALL_CHECKS = (
     check_role_source,
     check_default_organization,
     check_user_external_id_field,
+    check_default_role,
     check_invitation_email,
     check_distributed_database,
 )

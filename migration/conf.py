@@ -115,6 +115,13 @@ class AppSettings:
         '"display_name": "Default"}; None makes such rows invalid (Scalekit creates users '
         "inside an organization).",
     )
+    DEFAULT_ROLE = Setting(
+        "member",
+        "Role given to a membership whose row names none, sent explicitly: left to itself "
+        "Scalekit makes an organization's first member admin (its default creator role), and "
+        "with concurrent workers which user comes first is chance. Must exist in Scalekit or "
+        "be defined in the roles source.",
+    )
 
     # The Django-database source (`migration_import --from-database`).
     ORGANIZATION_MODEL = Setting(
@@ -135,7 +142,7 @@ class AppSettings:
     ROLE_SOURCE = Setting(
         "groups",
         '"groups": the user\'s Django groups become roles in every membership; "none": no roles '
-        "(Scalekit assigns its default member role).",
+        "(each membership gets DEFAULT_ROLE).",
     )
     ROLE_PERMISSIONS = Setting(
         False,

@@ -387,6 +387,12 @@ class Gateway:
     def create_user(
         self, organization_id: str, payload: dict[str, Any], roles: list[str], *, invite: bool
     ) -> Any:
+        """Create the user with its membership of ``organization_id`` holding ``roles``.
+
+        With no roles Scalekit chooses: its default creator role (admin) for the
+        organization's first member, its default member role for the others. The user flow
+        always names one (``MIGRATION['DEFAULT_ROLE']``); the same goes for ``create_membership``.
+        """
         profile = users_pb2.CreateUserProfile()
         if payload.get("first_name"):
             profile.given_name = payload["first_name"]

@@ -1,8 +1,10 @@
 """Undo a run in Scalekit: delete only what this run created.
 
-Users the run created are deleted; memberships it added to users that already existed are
-removed (the users stay); then the organizations it created, then the roles it created, then the
-permissions it created for those roles (kept, and reported, while a role that stays holds one).
+Users the run created are deleted; on users that already existed (they stay) the roles it added
+to their memberships are taken off, the external id it gave one that had none is cleared, and
+the memberships it added are removed; then the organizations it created, then the roles it
+created (no user holds one by then), then the permissions it created for those roles (kept, and
+reported, while a role that stays holds one).
 Objects that were already in Scalekit are never touched. Records end ``rolled_back``; a deletion that
 fails leaves its record as it was, with the error, so the rollback can be run again.
 
@@ -39,9 +41,22 @@ class RollbackRefused(Exception):
 
 
 @dataclass
+class Undone:
+    """What undoing one record did (``error``: why it could not, the record is left as it was)."""
+
+    error: str = ""
+    memberships_removed: int = 0
+    roles_removed: int = 0
+    external_ids_cleared: int = 0
+
+
+@dataclass
 class RollbackReport:
     deleted: dict[str, int] = field(default_factory=dict)
     memberships_removed: int = 0
+    roles_removed: int = 0
+    """Roles taken off memberships that were there before the run (the run had added them)."""
+    external_ids_cleared: int = 0
     errors: list[str] = field(default_factory=list)
     kept_permissions: dict[str, str] = field(default_factory=dict)
     """Permission the run created -> the role, not deleted by the rollback, that holds it."""
@@ -52,7 +67,12 @@ def to_undo(run: ImportRun, kind: str | None = None) -> QuerySet[ImportRecord]:
     records = run.records.exclude(status=Status.ROLLED_BACK).exclude(scalekit_id="")
     if kind is not None:
         records = records.filter(kind=kind)
-    return records.filter(Q(outcome=Outcome.CREATED) | Q(result__has_key="created_memberships"))
+    return records.filter(
+        Q(outcome=Outcome.CREATED)
+        | Q(result__has_key="created_memberships")
+        | Q(result__has_key="added_roles")
+        | Q(result__has_key="previous_external_id")
+    )
 
 
 def check_can_roll_back(run: ImportRun) -> None:
@@ -69,8 +89,8 @@ def check_can_roll_back(run: ImportRun) -> None:
         )
 
 
-def undo(record: ImportRecord, gateway: Gateway) -> tuple[str, int]:
-    """Undo one record; returns (error or "", memberships removed)."""
+def undo(record: ImportRecord, gateway: Gateway) -> Undone:
+    """Undo one record: delete what it created, or restore the user it changed."""
     try:
         if record.outcome == Outcome.CREATED:
             if record.kind == Kind.USER:
@@ -79,19 +99,63 @@ def undo(record: ImportRecord, gateway: Gateway) -> tuple[str, int]:
                 gateway.delete_organization(record.scalekit_id)
             else:
                 gateway.delete_role(record.payload["name"])
-            return "", 0
-        removed = 0
+            return Undone()
+        done = Undone()
+        restore_user(record, gateway, done)
+        if done.error:
+            return done
         for organization_id in record.result.get("created_memberships", []):
             with contextlib.suppress(NotFound):
                 gateway.delete_membership(organization_id, record.scalekit_id)
-            removed += 1
-        return "", removed
+            done.memberships_removed += 1
+        return done
     except NotFound:
-        return "", 0
+        return Undone()
     except Fatal:
         raise
     except ScalekitCallError as exc:
-        return f"{record.kind} {record.key}: {exc.code}: {exc.message}", 0
+        return Undone(f"{record.kind} {record.key}: {exc.code}: {exc.message}")
+
+
+def restore_user(record: ImportRecord, gateway: Gateway, done: Undone) -> None:
+    """Take the roles the run added off the memberships that were already there, and clear
+    the external id the run gave a user that had none (unless someone changed it since).
+
+    Roles are removed by name from what the membership holds now, so roles given since are
+    kept and running it again changes nothing. Scalekit keeps a membership's roles when asked
+    for none, so roles that are all a membership holds cannot be taken off: that is reported.
+    """
+    added: dict[str, list[str]] = record.result.get("added_roles") or {}
+    restore_id = "previous_external_id" in record.result
+    if not added and not restore_id:
+        return
+    user = gateway.get_user(record.scalekit_id)
+    created = set(record.result.get("created_memberships", []))
+    holds = {m.organization_id: [r.name for r in m.roles] for m in user.memberships}
+    for organization_id, names in added.items():
+        if organization_id in created or organization_id not in holds:
+            continue
+        current = holds[organization_id]
+        remaining = [name for name in current if name not in names]
+        if len(remaining) == len(current):
+            continue
+        if not remaining:
+            done.error = (
+                f"{record.kind} {record.key}: cannot take roles {', '.join(current)} off its "
+                f"membership of {organization_id}: the run added them and they are all it "
+                "holds (Scalekit keeps a membership's roles when asked for none); give it "
+                "another role, then run the rollback again"
+            )
+            return
+        try:
+            gateway.update_membership_roles(organization_id, record.scalekit_id, remaining)
+        except NotFound:
+            continue
+        done.roles_removed += len(current) - len(remaining)
+    wanted = record.payload.get("external_id") or ""
+    if restore_id and wanted and user.external_id == wanted:
+        gateway.set_user_external_id(record.scalekit_id, record.result["previous_external_id"])
+        done.external_ids_cleared += 1
 
 
 def _chunks(run: ImportRun, kind: str) -> Iterator[list[ImportRecord]]:
@@ -125,14 +189,16 @@ def rollback(
         for kind in (Kind.USER, Kind.ORGANIZATION, Kind.ROLE):
             for chunk in _chunks(run, kind):
                 outcomes = list(pool.map(lambda r: undo(r, gateway), chunk))
-                for record, (error, removed) in zip(chunk, outcomes, strict=True):
-                    if error:
-                        report.errors.append(error)
-                        record.last_error = f"rollback failed: {error}"
+                for record, done in zip(chunk, outcomes, strict=True):
+                    if done.error:
+                        report.errors.append(done.error)
+                        record.last_error = f"rollback failed: {done.error}"
                         record.error_code = "rollback"
                     else:
                         record.status = Status.ROLLED_BACK
-                        report.memberships_removed += removed
+                        report.memberships_removed += done.memberships_removed
+                        report.roles_removed += done.roles_removed
+                        report.external_ids_cleared += done.external_ids_cleared
                         if record.outcome == Outcome.CREATED:
                             report.deleted[kind] = report.deleted.get(kind, 0) + 1
                 with ledger_lock():

@@ -2,10 +2,13 @@
 
 Roles must exist; organizations must exist with the same external id and display name; users
 must exist with the same email (case-insensitively) and external id, and be members of every
-organization the source names with at least the roles it names, and every role they name must
-exist in Scalekit (a membership can hold a role name Scalekit does not define, which then grants
-nothing; Scalekit's roles are listed once per verify). Each mismatch is stored as a
-``VerificationDifference`` (the previous ones of the run are replaced).
+organization the source names, and every role they name must exist in Scalekit (a membership can
+hold a role name Scalekit does not define, which then grants nothing; Scalekit's roles are listed
+once per verify). A membership the run created must hold exactly the roles the source names (or
+``DEFAULT_ROLE``, as set when verifying, when it names none; a role beyond those, such as the admin role Scalekit gives an
+organization's first member, is a difference); one that was already there must hold at least
+them (roles it had are kept). Each mismatch is stored as a ``VerificationDifference`` (the
+previous ones of the run are replaced).
 """
 
 from __future__ import annotations
@@ -66,8 +69,10 @@ def check_record(
     gateway: Gateway,
     organizations: dict[str, str],
     roles: set[str] | None = None,
+    default_role: str | None = None,
 ) -> list[Difference]:
-    """The differences of one record; ``roles``: the role names Scalekit has (None: unchecked)."""
+    """The differences of one record; ``roles``: the role names Scalekit has (None: unchecked);
+    ``default_role``: what a membership naming no role was given (``DEFAULT_ROLE``)."""
 
     def diff(name: str, expected: Any, actual: Any) -> Difference:
         return Difference(record.pk, record.kind, record.key, name, str(expected), str(actual))
@@ -99,28 +104,29 @@ def check_record(
         found.append(diff("email", payload["email"], user.email))
     if payload.get("external_id") and user.external_id != payload["external_id"]:
         found.append(diff("external_id", payload["external_id"], user.external_id))
+    default_role = default_role or app_settings.DEFAULT_ROLE
+    current = memberships_of(user)
+    created = set(record.result.get("created_memberships", []))
+    expected: dict[str, tuple[str, list[str], bool]] = {}
+    for membership in payload["memberships"]:
+        organization_id = organizations.get(membership["organization"], "")
+        by_run = record.outcome == ImportRecord.Outcome.CREATED or organization_id in created
+        wanted = list(membership["roles"]) or ([default_role] if by_run else [])
+        expected[membership["organization"]] = (organization_id, wanted, by_run)
     if roles is not None:
-        named = dict.fromkeys(role for m in payload["memberships"] for role in m["roles"])
+        named = dict.fromkeys(role for _, wanted, _ in expected.values() for role in wanted)
         for role in named:
             if role not in roles:
                 found.append(diff(f"role[{role}]", "a role of Scalekit", "not found in Scalekit"))
-    current = memberships_of(user)
-    for membership in payload["memberships"]:
-        organization_id = organizations.get(membership["organization"], "")
+    for organization, (organization_id, wanted, by_run) in expected.items():
         if organization_id not in current:
-            found.append(
-                diff(f"membership[{membership['organization']}]", "member", "not a member")
-            )
+            found.append(diff(f"membership[{organization}]", "member", "not a member"))
             continue
-        missing = [role for role in membership["roles"] if role not in current[organization_id]]
-        if missing:
-            found.append(
-                diff(
-                    f"roles[{membership['organization']}]",
-                    ",".join(membership["roles"]),
-                    ",".join(sorted(current[organization_id])),
-                )
-            )
+        held = current[organization_id]
+        missing = [role for role in wanted if role not in held]
+        extra = held - set(wanted) if by_run else set()
+        if missing or extra:
+            found.append(diff(f"roles[{organization}]", ",".join(wanted), ",".join(sorted(held))))
     return found
 
 
@@ -138,6 +144,7 @@ def verify(
     gateway = gateway or build_gateway(run)
     workers = concurrency or int(run.options.get("concurrency") or app_settings.CONCURRENCY)
     roles = {role.name for role in with_retries(gateway.list_roles)}
+    default_role = app_settings.DEFAULT_ROLE
     with ledger_lock():
         organizations = dict(
             run.records.filter(
@@ -147,7 +154,9 @@ def verify(
     report = VerifyReport()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="migration-verify") as pool:
         for chunk in _chunks(run):
-            checked = pool.map(lambda r: check_record(r, gateway, organizations, roles), chunk)
+            checked = pool.map(
+                lambda r: check_record(r, gateway, organizations, roles, default_role), chunk
+            )
             for differences in checked:
                 report.differences.extend(differences)
             report.checked += len(chunk)

@@ -4,7 +4,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..gateway import Gateway, Permanent, Transient
+from ..conf import app_settings
+from ..gateway import Gateway, NotFound, Permanent, Transient
 from ..models import ImportRecord
 
 Outcome = ImportRecord.Outcome
@@ -40,6 +41,9 @@ class FlowContext:
     existing_roles: set[str] = field(default_factory=set)
     permissions: set[str] | None = None
     unavailable_roles: dict[str, RoleRef] = field(default_factory=dict)
+    default_role: str = field(default_factory=lambda: app_settings.DEFAULT_ROLE)
+    default_role_found: bool = False
+    created_roles: set[str] | None = None
 
     def invite(self, payload: dict[str, Any]) -> bool:
         if self.send_invitation_email:
@@ -70,6 +74,43 @@ class FlowContext:
             if ref.status == ImportRecord.Status.FAILED and not ref.retryable:
                 raise Permanent(message, "dependency")
             raise Transient(message, "dependency")
+
+    def roles_to_send(self, names: list[str]) -> list[str]:
+        """The roles a new membership is created with: those the row names, else
+        ``DEFAULT_ROLE``. Never none: Scalekit would then make an organization's first member
+        admin, and with concurrent workers which user is first is chance."""
+        if names:
+            return list(names)
+        self.check_roles([self.default_role])
+        if not self.default_role_found and self.default_role not in self.existing_roles:
+            try:
+                self.gateway.get_role(self.default_role)
+            except NotFound:
+                raise Permanent(
+                    f"the row names no role and MIGRATION['DEFAULT_ROLE'] = "
+                    f"{self.default_role!r} is not a role of Scalekit (create it, define it in "
+                    "the roles source, or set DEFAULT_ROLE to an existing role)",
+                    "unknown_role",
+                ) from None
+            self.default_role_found = True
+        return [self.default_role]
+
+    def roles_created_by_run(self, run_id: int) -> set[str]:
+        """The roles this run created, from its ledger: ``created_roles`` when the batch was
+        given it, else read once per batch, and only when a re-check needs it (the one database
+        read of a sender; ``existing_roles`` cannot tell, a resume plans the roles again)."""
+        if self.created_roles is None:
+            from ..batches import ledger_lock
+
+            with ledger_lock():
+                self.created_roles = set(
+                    ImportRecord.objects.filter(
+                        run_id=run_id,
+                        kind=ImportRecord.Kind.ROLE,
+                        outcome=Outcome.CREATED,
+                    ).values_list("key", flat=True)
+                )
+        return self.created_roles
 
 
 def created_or_existing(record: ImportRecord, create_time: Any) -> str:

@@ -4,13 +4,28 @@ Created with ``create_user_and_membership`` in the first organization, then
 ``create_membership`` for each other one. A user Scalekit already has (found by external id,
 then by email) is not skipped: its missing memberships are created and missing roles added, so
 the user always ends with everything the source asks for. Roles it has beyond that are kept.
+
+A membership the run creates for a row that names no role gets ``MIGRATION['DEFAULT_ROLE']``,
+sent explicitly (see ``FlowContext.roles_to_send``).
+
+What the run changes on a user it did not create is written to ``record.result`` for
+``migration_rollback``: ``created_memberships`` (organization ids), ``added_roles``
+(``{organization id: [role names]}`` added to memberships that were already there) and
+``previous_external_id`` (the user had none and the run set it).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..gateway import AlreadyExists, NotFound, Permanent, memberships_of
+from ..gateway import (
+    AlreadyExists,
+    NotFound,
+    Permanent,
+    ScalekitCallError,
+    Transient,
+    memberships_of,
+)
 from ..models import ImportRecord
 from .context import FlowContext, created_or_existing, succeed
 
@@ -50,7 +65,9 @@ def import_user(record: ImportRecord, ctx: FlowContext) -> None:
     if user is None:
         first_org, first_roles = targets[0]
         try:
-            user = ctx.gateway.create_user(first_org, payload, first_roles, invite=invite)
+            user = ctx.gateway.create_user(
+                first_org, payload, ctx.roles_to_send(first_roles), invite=invite
+            )
             outcome = Outcome.CREATED
         except AlreadyExists as exc:
             user = find_user(payload, ctx, expected=True)
@@ -64,13 +81,13 @@ def import_user(record: ImportRecord, ctx: FlowContext) -> None:
     record.scalekit_id = user.id
     record.outcome = outcome
 
-    user, outcome = reconcile_identity(user, payload, outcome, ctx)
+    user, outcome = reconcile_identity(record, user, payload, outcome, ctx)
     user, outcome = reconcile_memberships(record, user, targets, outcome, invite, ctx)
     succeed(record, user.id, outcome)
 
 
 def reconcile_identity(
-    user: Any, payload: dict[str, Any], outcome: str, ctx: FlowContext
+    record: ImportRecord, user: Any, payload: dict[str, Any], outcome: str, ctx: FlowContext
 ) -> tuple[Any, str]:
     if user.email.lower() != payload["email"].lower():
         raise Permanent(
@@ -86,9 +103,17 @@ def reconcile_identity(
                 f"{user.external_id!r}, not {wanted!r}",
                 "identity_conflict",
             )
-        user = ctx.gateway.set_user_external_id(user.id, wanted)
-        if outcome != Outcome.CREATED:
-            outcome = Outcome.UPDATED
+        if outcome == Outcome.CREATED:
+            return ctx.gateway.set_user_external_id(user.id, wanted), outcome
+        record.result = {**record.result, "previous_external_id": ""}
+        try:
+            user = ctx.gateway.set_user_external_id(user.id, wanted)
+        except Transient:
+            raise  # it may have gone through with its answer lost: it stays in the ledger
+        except ScalekitCallError:
+            record.result = {k: v for k, v in record.result.items() if k != "previous_external_id"}
+            raise
+        outcome = Outcome.UPDATED
     return user, outcome
 
 
@@ -101,12 +126,14 @@ def reconcile_memberships(
     ctx: FlowContext,
 ) -> tuple[Any, str]:
     if record.recheck and outcome != Outcome.CREATED:
-        note_earlier_attempts(record, user, {organization_id for organization_id, _ in targets})
+        note_earlier_attempts(record, user, targets, ctx)
     current = memberships_of(user)
     for organization_id, roles in targets:
         if organization_id not in current:
             try:
-                user = ctx.gateway.create_membership(organization_id, user.id, roles, invite=invite)
+                user = ctx.gateway.create_membership(
+                    organization_id, user.id, ctx.roles_to_send(roles), invite=invite
+                )
             except AlreadyExists:
                 user = ctx.gateway.get_user(user.id)
             else:
@@ -123,7 +150,19 @@ def reconcile_memberships(
         missing = [role for role in roles if role not in have]
         if missing:
             wanted = sorted(have) + missing
-            user = ctx.gateway.update_membership_roles(organization_id, user.id, wanted)
+            noted = outcome != Outcome.CREATED and organization_id not in record.result.get(
+                "created_memberships", []
+            )
+            if noted:
+                record_added_roles(record, organization_id, missing)
+            try:
+                user = ctx.gateway.update_membership_roles(organization_id, user.id, wanted)
+            except Transient:
+                raise  # it may have gone through with its answer lost: it stays in the ledger
+            except ScalekitCallError:
+                if noted:
+                    forget_added_roles(record, organization_id, missing)
+                raise
             current = memberships_of(user)
             if organization_id not in current:
                 current[organization_id] = set(wanted)
@@ -132,14 +171,34 @@ def reconcile_memberships(
     return user, outcome
 
 
-def note_earlier_attempts(record: ImportRecord, user: Any, organization_ids: set[str]) -> None:
-    """On a re-check, a membership created after this record was first claimed was added by an
-    earlier attempt of this run whose answer was lost (same clock rule as for users)."""
+def note_earlier_attempts(
+    record: ImportRecord, user: Any, targets: list[tuple[str, list[str]]], ctx: FlowContext
+) -> None:
+    """On a re-check, claim what an earlier attempt of this run did before its answer (and the
+    ledger write) was lost.
+
+    A membership created after this record was first claimed was added by that attempt (same
+    clock rule as for users). Roles carry no time of assignment, so on a membership that was
+    already there only the roles this run created are claimed: nobody else can have given
+    them. A role that existed before the run and was added by a lost attempt cannot be told
+    from one the user already had, and is left alone (a rollback keeps it; it can still
+    delete the roles it created).
+    """
+    wanted = dict(targets)
     for membership in user.memberships:
-        if membership.organization_id not in organization_ids:
+        organization_id = membership.organization_id
+        if organization_id not in wanted:
             continue
         if created_or_existing(record, membership.created_at) == Outcome.CREATED:
-            record_created_membership(record, membership.organization_id)
+            record_created_membership(record, organization_id)
+            continue
+        if organization_id in record.result.get("created_memberships", []):
+            continue
+        names = {role.name for role in membership.roles}
+        held = [role for role in wanted[organization_id] if role in names]
+        ours = held and [r for r in held if r in ctx.roles_created_by_run(record.run_id)]
+        if ours:
+            record_added_roles(record, organization_id, ours)
 
 
 def record_created_membership(record: ImportRecord, organization_id: str) -> None:
@@ -151,3 +210,24 @@ def record_created_membership(record: ImportRecord, organization_id: str) -> Non
     added = list(record.result.get("created_memberships", []))
     if organization_id not in added:
         record.result = {**record.result, "created_memberships": [*added, organization_id]}
+
+
+def record_added_roles(record: ImportRecord, organization_id: str, roles: list[str]) -> None:
+    """Note roles this run adds to a membership that was already there, before the call that
+    adds them (kept when that call's answer is lost), so a rollback takes them off again."""
+    added = {k: list(v) for k, v in record.result.get("added_roles", {}).items()}
+    names = added.setdefault(organization_id, [])
+    names.extend(role for role in roles if role not in names)
+    record.result = {**record.result, "added_roles": added}
+
+
+def forget_added_roles(record: ImportRecord, organization_id: str, roles: list[str]) -> None:
+    """Scalekit refused the change: those roles were not added."""
+    added = {k: list(v) for k, v in record.result.get("added_roles", {}).items()}
+    left = [role for role in added.get(organization_id, []) if role not in roles]
+    if left:
+        added[organization_id] = left
+    else:
+        added.pop(organization_id, None)
+    result = {k: v for k, v in record.result.items() if k != "added_roles"}
+    record.result = {**result, "added_roles": added} if added else result

@@ -213,10 +213,13 @@ def test_existing_user_gets_every_missing_membership_and_role(
     assert memberships(alice) == {orgs["acme"]: {"member", "admin"}, orgs["globex"]: {"editor"}}
     record = ImportRecord.objects.get(kind="user", external_id="u1")
     assert record.outcome == "updated"
-    assert record.result == {"created_memberships": [orgs["globex"]]}
+    assert record.result == {
+        "added_roles": {orgs["acme"]: ["admin"]},
+        "created_memberships": [orgs["globex"]],
+    }
     assert ImportRecord.objects.get(kind="organization", key="acme").outcome == "existing"
 
-    # Rollback deletes what the run created and the membership it added; alice stays.
+    # Rollback deletes what the run created, the membership and the role it added; alice stays.
     run = ImportRun.objects.get()
     rolled = command("migration_rollback", run.pk, "--yes", "--json")
     assert rolled.code == EXIT_OK, rolled
@@ -228,7 +231,7 @@ def test_existing_user_gets_every_missing_membership_and_role(
     }
     left = all_users(sdk)
     assert set(left) == {"alice@example.com"}
-    assert memberships(left["alice@example.com"]) == {acme.id: {"member", "admin"}}
+    assert memberships(left["alice@example.com"]) == {acme.id: {"member"}}
     assert set(organizations_by_external_id(sdk)) == {"acme"}
     run.refresh_from_db()
     assert run.status == ImportRun.Status.ROLLED_BACK
@@ -392,12 +395,16 @@ def test_crashed_worker_records_are_rechecked_then_resumed(
     ids = list(run.records.filter(kind="user").order_by("id").values_list("id", flat=True))
     held = claim(run, "user", ids[0], ids[-1], "dead-worker")
     assert len(held) == 6
-    # The dead worker had sent three of them before it died.
+    # The dead worker had sent three of them (with DEFAULT_ROLE, as the flow does) before it died.
     acme = run.records.get(kind="organization", key="acme").scalekit_id
     for record in held[:3]:
         sdk.users.create_user_and_membership(
             acme,
-            users_pb2.CreateUser(email=record.email, external_id=record.external_id),
+            users_pb2.CreateUser(
+                email=record.email,
+                external_id=record.external_id,
+                membership=users_pb2.CreateMembership(roles=[commons_pb2.Role(name="member")]),
+            ),
             send_invitation_email=False,
         )
 

@@ -275,3 +275,167 @@ def test_a_permission_whose_create_answer_was_lost_is_claimed_by_the_retry(
     record = ImportRecord.objects.get(kind="role")
     assert (record.status, record.attempts) == (Status.SUCCEEDED, 2)
     assert record.result == {"created_permissions": ["audit:read"]}
+
+
+def role_names(sdk) -> set[str]:
+    return {role.name for role in sdk.roles.list_roles()[0].roles}
+
+
+def existing_alice(sdk, *, external_id: str | None = "u1"):
+    """Acme, and alice in it as a member, before any run."""
+    acme = sdk.organization.create_organization(
+        organizations_pb2.CreateOrganization(display_name="Acme", external_id="acme")
+    )[0].organization
+    user = users_pb2.CreateUser(
+        email="alice@example.com",
+        membership=users_pb2.CreateMembership(roles=[commons_pb2.Role(name="member")]),
+    )
+    if external_id:
+        user.external_id = external_id
+    alice = sdk.users.create_user_and_membership(acme.id, user, send_invitation_email=False)[0]
+    return acme, alice.user
+
+
+def test_rollback_takes_off_the_roles_and_external_id_the_run_gave_an_existing_user(
+    scalekit, sdk, command, write
+):
+    """Found by email, alice gets the external id and two roles in her existing membership
+    (one a role the run creates). The rollback restores her and can then delete that role; a
+    role someone gave her since stays."""
+    acme, alice = existing_alice(sdk, external_id=None)
+    roles = write("roles.csv", "name,display_name\neditor,Editor\n")
+    organizations = write("orgs.csv", "external_id,display_name\nacme,Acme\n")
+    users = write(
+        "users.csv", "email,external_id,memberships\nalice@example.com,u1,acme:admin|editor\n"
+    )
+    imported = import_files(command, users=users, organizations=organizations, roles=roles)
+    assert imported.code == EXIT_OK, imported
+    run = ImportRun.objects.get()
+    record = run.records.get(kind="user")
+    assert record.outcome == "updated"
+    assert record.result == {
+        "previous_external_id": "",
+        "added_roles": {acme.id: ["admin", "editor"]},
+    }
+    now = sdk.users.get_user(alice.id)[0].user
+    assert now.external_id == "u1"
+    assert memberships(now) == {acme.id: {"member", "admin", "editor"}}
+    sdk.roles.create_role(roles_pb2.CreateRole(name="auditor", display_name="Auditor"))
+    sdk.users.update_membership(
+        acme.id,
+        alice.id,
+        users_pb2.UpdateMembership(
+            roles=[commons_pb2.Role(name=n) for n in ("member", "admin", "editor", "auditor")]
+        ),
+    )
+
+    rolled = command("migration_rollback", run.pk, "--yes", "--json")
+    assert rolled.code == EXIT_OK, rolled
+    report = json.loads(rolled.out)
+    assert report["deleted"] == {"role": 1}
+    assert (report["roles_removed"], report["external_ids_cleared"]) == (2, 1)
+    assert report["errors"] == []
+    after = sdk.users.get_user(alice.id)[0].user
+    assert memberships(after) == {acme.id: {"member", "auditor"}}
+    assert not after.HasField("external_id")
+    assert "editor" not in role_names(sdk)
+    run.refresh_from_db()
+    assert run.status == ImportRun.Status.ROLLED_BACK
+
+    again = command("migration_rollback", run.pk, "--yes", "--json")
+    assert again.code == EXIT_OK, again
+    assert json.loads(again.out)["roles_removed"] == 0
+
+
+def test_an_external_id_changed_since_the_import_is_not_cleared(scalekit, sdk, command, write):
+    _acme, alice = existing_alice(sdk, external_id=None)
+    organizations = write("orgs.csv", "external_id,display_name\nacme,Acme\n")
+    users = write("users.csv", "email,external_id,memberships\nalice@example.com,u1,acme\n")
+    assert import_files(command, users=users, organizations=organizations).code == EXIT_OK
+    sdk.users.update_user(alice.id, users_pb2.UpdateUser(external_id="crm-9"))
+
+    rolled = command("migration_rollback", ImportRun.objects.get().pk, "--yes", "--json")
+    assert rolled.code == EXIT_OK, rolled
+    assert json.loads(rolled.out)["external_ids_cleared"] == 0
+    assert sdk.users.get_user(alice.id)[0].user.external_id == "crm-9"
+
+
+def test_a_role_added_by_a_call_whose_answer_was_lost_is_rolled_back(
+    scalekit, sdk, command, write, monkeypatch
+):
+    from migration.gateway import Gateway, Transient
+
+    update = Gateway.update_membership_roles
+    lost: list[list[str]] = []
+
+    def answer_lost_once(self, organization_id, user_id, roles):
+        update(self, organization_id, user_id, roles)
+        if not lost:
+            lost.append(roles)
+            raise Transient("deadline exceeded", "timeout")
+        return self.get_user(user_id)
+
+    monkeypatch.setattr(Gateway, "update_membership_roles", answer_lost_once)
+    acme, alice = existing_alice(sdk)
+    organizations = write("orgs.csv", "external_id,display_name\nacme,Acme\n")
+    users = write("users.csv", "email,external_id,memberships\nalice@example.com,u1,acme:admin\n")
+    imported = import_files(command, users=users, organizations=organizations)
+    assert imported.code == EXIT_OK, imported
+    assert lost == [["member", "admin"]]
+    record = ImportRecord.objects.get(kind="user")
+    assert (record.attempts, record.result) == (2, {"added_roles": {acme.id: ["admin"]}})
+
+    rolled = command("migration_rollback", record.run_id, "--yes", "--json")
+    assert rolled.code == EXIT_OK, rolled
+    assert memberships(sdk.users.get_user(alice.id)[0].user) == {acme.id: {"member"}}
+
+
+def test_a_run_role_added_by_a_crashed_attempt_is_claimed_on_recheck_so_the_role_can_go(
+    scalekit, sdk, command, write
+):
+    """The dead worker gave alice's existing membership the role the run created, and its
+    ledger write was lost. Roles carry no time, but nobody else can have given a role this run
+    created: the re-check claims it, the rollback takes it off and deletes the role."""
+    from migration.batches import claim
+    from migration.runner import plan_roles, run_phase_inprocess
+
+    acme, alice = existing_alice(sdk)
+    roles = write("roles.csv", "name,display_name\neditor,Editor\n")
+    organizations = write("orgs.csv", "external_id,display_name\nacme,Acme\n")
+    users = write(
+        "users.csv", "email,external_id,memberships\nalice@example.com,u1,acme:admin|editor\n"
+    )
+    with override_settings(MIGRATION=FAST_MIGRATION):
+        run = create_run(
+            [
+                open_file_source("role", roles),
+                open_file_source("organization", organizations),
+                open_file_source("user", users),
+            ]
+        )
+        run.status = ImportRun.Status.RUNNING
+        run.save()
+        plan_roles(run)
+        run_phase_inprocess(run, "role", None)
+        run_phase_inprocess(run, "organization", None)
+    record = run.records.get(kind="user")
+    claim(run, "user", record.pk, record.pk, "dead-worker")
+    sdk.users.update_membership(
+        acme.id,
+        alice.id,
+        users_pb2.UpdateMembership(roles=[commons_pb2.Role(name=n) for n in ("member", "editor")]),
+    )
+
+    resumed = command("migration_resume", run.pk, "--takeover", "--no-progress")
+    assert resumed.code == EXIT_OK, resumed
+    record.refresh_from_db()
+    # editor is claimed (the run created it); admin, added by this attempt, is recorded too.
+    assert record.result == {"added_roles": {acme.id: ["editor", "admin"]}}
+
+    rolled = command("migration_rollback", run.pk, "--yes", "--json")
+    assert rolled.code == EXIT_OK, rolled
+    assert json.loads(rolled.out)["deleted"] == {"role": 1}
+    assert memberships(sdk.users.get_user(alice.id)[0].user) == {acme.id: {"member"}}
+    assert "editor" not in role_names(sdk)
+    run.refresh_from_db()
+    assert run.status == ImportRun.Status.ROLLED_BACK

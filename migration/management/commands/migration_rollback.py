@@ -18,8 +18,9 @@ from .migration_import import positive_int
 
 class Command(BaseCommand):
     help = (
-        "Delete from Scalekit what a run created (users, then organizations, then roles) and the "
-        "memberships it added to users that already existed; nothing else. Exit codes: 0 done; "
+        "Delete from Scalekit what a run created (users, then organizations, then roles) and undo "
+        "what it added to users that already existed (memberships, roles, an external id); "
+        "nothing else. Exit codes: 0 done; "
         "1 a deletion failed; 2 could not start (unknown run, run running or records in flight); "
         "3 Scalekit not configured or credentials refused."
     )
@@ -49,8 +50,8 @@ class Command(BaseCommand):
             created = to_undo(run).filter(outcome="created").count()
         if not options["yes"]:
             answer = input(
-                f"Delete {created} object(s) run {run.pk} created in Scalekit and undo "
-                f"{touched - created} user(s)' added memberships? Type 'yes': "
+                f"Delete {created} object(s) run {run.pk} created in Scalekit and undo what "
+                f"it added to {touched - created} existing user(s)? Type 'yes': "
             )
             if answer.strip().lower() != "yes":
                 raise CommandError("Rollback not confirmed.", returncode=EXIT_USAGE)
@@ -71,6 +72,8 @@ class Command(BaseCommand):
             "run": run.pk,
             "deleted": report.deleted,
             "memberships_removed": report.memberships_removed,
+            "roles_removed": report.roles_removed,
+            "external_ids_cleared": report.external_ids_cleared,
             "kept_permissions": report.kept_permissions,
             "errors": report.errors,
         }
@@ -79,7 +82,9 @@ class Command(BaseCommand):
         else:
             deleted = ", ".join(f"{n} {kind}(s)" for kind, n in report.deleted.items()) or "nothing"
             self.stdout.write(
-                f"run {run.pk}: deleted {deleted}; {report.memberships_removed} membership(s) removed"
+                f"run {run.pk}: deleted {deleted}; {report.memberships_removed} membership(s) "
+                f"removed, {report.roles_removed} added role(s) taken off, "
+                f"{report.external_ids_cleared} external id(s) cleared"
             )
             for permission, role in report.kept_permissions.items():
                 self.stdout.write(f"kept permission {permission}: role {role} holds it")
