@@ -195,8 +195,16 @@ def test_memory_does_not_grow_with_the_file(tmp_path, fmt, settings):
 
 
 def test_role_names_from_group_names():
-    assert role_name_for_group("Content Editors") == "content_editors"
-    assert role_name_for_group("  R&D / Ops ") == "r_d_ops"
+    assert role_name_for_group("Content Editors", 1) == "content_editors"
+    assert role_name_for_group("  R&D / Ops ", 2) == "r_d_ops"
+    assert role_name_for_group("Équipe Café", 3) == "equipe_cafe"  # accents dropped
+
+
+@pytest.mark.parametrize("name", ["Редакторы", "Sales Россия", "営業", "!!!", ""])
+def test_group_names_without_an_ascii_form_become_group_and_key(name):
+    """Never an empty or truncated name: the role of a group Scalekit cannot spell is its key."""
+    assert role_name_for_group(name, 42) == "group_42"
+    assert role_name_for_group(name, "8f14e45f-ceea") == "group_8f14e45f_ceea"
 
 
 @pytest.mark.django_db
@@ -253,3 +261,95 @@ def test_database_source_exports_users_groups_and_tenants():
     ]
     assert users[0].location == f"auth.User pk={alice.pk}"
     assert len(source.info.checksum) == 64
+
+
+@pytest.mark.django_db
+def test_database_source_reports_groups_that_become_the_same_role_and_their_users():
+    from migration.ingest import create_run
+
+    russian = Group.objects.create(name="Редакторы")
+    sales = Group.objects.create(name="Sales EU")
+    other_sales = Group.objects.create(name="sales-eu")
+    support = Group.objects.create(name="Support")
+    alice = User.objects.create_user("alice", "alice@example.com")
+    alice.groups.add(russian)
+    bob = User.objects.create_user("bob", "bob@example.com")
+    bob.groups.add(other_sales, support)
+    carol = User.objects.create_user("carol", "carol@example.com")
+    carol.groups.add(support)
+    with override_settings(MIGRATION={"DEFAULT_ORGANIZATION": {"external_id": "default"}}):
+        run = create_run(
+            [DatabaseSource("role"), DatabaseSource("organization"), DatabaseSource("user")]
+        )
+
+    roles = {r.location: r for r in run.records.filter(kind="role")}
+    assert (
+        roles[f"auth.Group pk={russian.pk}"].status,
+        roles[f"auth.Group pk={russian.pk}"].key,
+    ) == (
+        "pending",
+        f"group_{russian.pk}",
+    )
+    assert roles[f"auth.Group pk={russian.pk}"].payload["display_name"] == "Редакторы"
+    for group, other in ((sales, other_sales), (other_sales, sales)):
+        record = roles[f"auth.Group pk={group.pk}"]
+        assert (record.status, record.error_code) == ("invalid", "role_name_collision")
+        assert record.last_error == (
+            f"name: group {group.name!r} becomes role 'sales_eu', like group {other.name!r}: the "
+            "groups would merge into one role; rename one of them"
+        )
+    assert roles[f"auth.Group pk={support.pk}"].status == "pending"
+
+    users = {r.location: r for r in run.records.filter(kind="user")}
+    assert users[f"auth.User pk={alice.pk}"].payload["memberships"] == [
+        {"organization": "default", "roles": [f"group_{russian.pk}"]}
+    ]
+    bob_record = users[f"auth.User pk={bob.pk}"]
+    assert (bob_record.status, bob_record.error_code) == ("invalid", "role_name_collision")
+    assert bob_record.last_error == (
+        "memberships: group 'sales-eu' becomes role 'sales_eu', like group 'Sales EU': the "
+        "groups would merge into one role; rename one of them"
+    )
+    assert users[f"auth.User pk={carol.pk}"].payload["memberships"] == [
+        {"organization": "default", "roles": ["support"]}
+    ]
+
+
+@pytest.mark.django_db
+def test_database_source_null_external_ids_are_missing_not_none():
+    from django.contrib.admin.models import ADDITION, LogEntry
+
+    from migration.ingest import create_run
+
+    alice = User.objects.create_user("alice", "alice@example.com")
+    bob = User.objects.create_user("bob", "bob@example.com")
+    # A tenant model whose external-id column is null for one tenant (LogEntry.object_id is).
+    acme = LogEntry.objects.create(
+        user=alice, object_id="t-1", object_repr="Acme", action_flag=ADDITION
+    )
+    nameless = LogEntry.objects.create(
+        user=bob, object_id=None, object_repr="Nameless", action_flag=ADDITION
+    )
+    settings = {
+        "USER_EXTERNAL_ID_FIELD": "last_login",  # null: the users never logged in
+        "ORGANIZATION_MODEL": "admin.LogEntry",
+        "ORGANIZATION_EXTERNAL_ID_FIELD": "object_id",
+        "ORGANIZATION_NAME_FIELD": "object_repr",
+        "ORGANIZATION_MEMBERS_FIELD": "user",
+        "ROLE_SOURCE": "none",
+    }
+    with override_settings(MIGRATION=settings):
+        assert [r.data["external_id"] for r in rows(DatabaseSource("user"))] == ["", ""]
+        run = create_run([DatabaseSource("organization"), DatabaseSource("user")])
+
+    organizations = {r.location: r for r in run.records.filter(kind="organization")}
+    found = organizations[f"admin.LogEntry pk={acme.pk}"]
+    assert (found.status, found.key) == ("pending", "t-1")
+    missing = organizations[f"admin.LogEntry pk={nameless.pk}"]
+    assert (missing.status, missing.last_error) == ("invalid", "external_id: is required")
+    alice_record = run.records.get(kind="user", location=f"auth.User pk={alice.pk}")
+    assert (alice_record.status, alice_record.key) == ("pending", "email:alice@example.com")
+    assert alice_record.payload["external_id"] == ""
+    bob_record = run.records.get(kind="user", location=f"auth.User pk={bob.pk}")
+    assert (bob_record.status, bob_record.error_code) == ("invalid", "missing_organization_id")
+    assert "has no object_id (null or empty)" in bob_record.last_error
