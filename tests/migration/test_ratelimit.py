@@ -43,15 +43,65 @@ def test_local_bucket_holds_the_rate_across_threads():
     assert 35 <= got <= 56, got
 
 
-def test_pause_stops_every_thread_then_restarts_empty():
+def test_pause_holds_acquire_back():
     bucket = LocalTokenBucket(rate=100, burst=10)
     bucket.pause(0.3)
     started = time.monotonic()
     bucket.acquire()
     assert time.monotonic() - started >= 0.27
     assert bucket.pauses() == 1
-    bucket.pause(0.01)  # a shorter pause does not cut the one in force
-    assert bucket.pauses() == 1 or time.monotonic() - started > 0.3
+
+
+def test_a_shorter_pause_does_not_cut_the_one_in_force():
+    bucket = LocalTokenBucket(rate=100, burst=10)
+    started = time.monotonic()
+    bucket.pause(0.4)
+    bucket.pause(0.01)
+    bucket.acquire()
+    assert time.monotonic() - started >= 0.37
+    assert bucket.pauses() == 1
+    bucket.pause(0.5)  # a longer one does extend it
+    assert bucket.pauses() == 2
+
+
+def test_bucket_restarts_empty_after_a_pause():
+    """The burst is not available at once when the pause ends: 20 tokens at 100/s take 0.2 s."""
+    bucket = LocalTokenBucket(rate=100, burst=20)
+    started = time.monotonic()
+    bucket.pause(0.1)
+    for _ in range(20):
+        bucket.acquire()
+    # Full at the end of the pause it would be about 0.1 s.
+    assert time.monotonic() - started >= 0.28
+
+
+def test_pause_stops_every_thread_and_a_shorter_one_from_another_thread_changes_nothing():
+    bucket = LocalTokenBucket(rate=1000, burst=100)
+    ready = threading.Barrier(5)
+    got: list[float] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        ready.wait()
+        bucket.acquire()
+        with lock:
+            got.append(time.monotonic())
+
+    def short_pause() -> None:
+        ready.wait()
+        bucket.pause(0.01)  # another worker's RESOURCE_EXHAUSTED with a short retry-after
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    threads.append(threading.Thread(target=short_pause))
+    started = time.monotonic()
+    bucket.pause(0.4)
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(got) == 4
+    assert min(got) - started >= 0.37, [round(t - started, 3) for t in got]
+    assert bucket.pauses() == 1
 
 
 @pytest.fixture(scope="module")
@@ -89,5 +139,18 @@ def test_redis_pause_reaches_every_client(redis_url):
     a.pause(0.4)
     started = time.monotonic()
     b.acquire()
+    assert time.monotonic() - started >= 0.35
+    assert b.pauses() == 1
+
+
+@pytest.mark.celery
+def test_redis_shorter_pause_does_not_cut_the_one_in_force(redis_url):
+    a = RedisTokenBucket(redis_url, "test:short-pause", rate=100, burst=10)
+    b = RedisTokenBucket(redis_url, "test:short-pause", rate=100, burst=10)
+    a.reset()
+    started = time.monotonic()
+    a.pause(0.4)
+    b.pause(0.01)
+    a.acquire()
     assert time.monotonic() - started >= 0.35
     assert b.pauses() == 1
