@@ -3,6 +3,11 @@
 The one entry point for the admin button and action, ``manage.py readiness_check`` and the Celery
 beat task. A probe that raises is reported as an *error* with a generic message (the exception text
 could hold a secret); the traceback goes to the log.
+
+A run stores what each probe found (a silenced check as ``waived``, a network probe of a run
+without network as ``skip``); how that counts for its item (a waiver signed off in H05, a skip that
+hides nothing) is decided when the item's status is derived (``status.py``), so that a sign-off
+given or revoked later counts at once.
 """
 
 from __future__ import annotations
@@ -11,40 +16,53 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .catalogue import SILENCED_CHECKS_WAIVER, WAIVER_HINT
+from .catalogue import WAIVER_HINT
 from .fingerprints import fingerprint
-from .models import ChecklistItem, CheckResult, CheckRun, ItemStatus, SignOff
+from .models import ChecklistItem, CheckResult, CheckRun, ItemStatus
 from .registry import (
     BAD_OUTCOMES,
     ERROR,
     OUTCOMES,
     SKIP,
     WAIVED,
-    WARN,
     Probe,
     ProbeContext,
     ProbeResult,
     all_probes,
 )
-from .status import active_signoff, refresh_item
+from .status import evaluate, latest_results, newest_results, refresh_item, with_waivers
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class Outcome:
+    """One probe's outcome in a run.
+
+    ``found`` is what the probe found (what is stored); ``result`` is how it counts now, the same
+    but for a silenced check that the active H05 sign-off covers, shown as a warning naming it.
+    """
+
     probe: Probe
     result: ProbeResult
     duration_ms: float
     fingerprint: str
+    #: False when the run did not run the probe (a network probe of a run without network).
+    ran: bool = True
+    found: ProbeResult | None = None
     item_status: str = ""
     previous: str = ""
+
+    def __post_init__(self) -> None:
+        if self.found is None:
+            self.found = self.result
 
     @property
     def status(self) -> str:
@@ -52,16 +70,19 @@ class Outcome:
 
     @property
     def is_failing_blocker(self) -> bool:
-        """A blocker that fails and is neither signed off (a waiver) nor not applicable."""
+        """A blocker probe that fails on an item that is failing (so neither waived by a sign-off
+        nor not applicable): the same rule as the dashboard's failing blockers."""
         return (
             self.probe.is_blocker
             and self.status in BAD_OUTCOMES
-            and self.item_status not in (ItemStatus.SIGNED_OFF, ItemStatus.NOT_APPLICABLE)
+            and self.item_status == ItemStatus.FAILING
         )
 
     @property
     def changed(self) -> bool:
-        return bool(self.previous) and self.previous != self.status
+        """What the probe found differs from its previous stored result (a probe the run did not
+        run changed nothing)."""
+        return self.ran and bool(self.previous) and self.previous != self.found.status
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +92,7 @@ class Outcome:
             "kind": self.probe.kind,
             "severity": self.probe.severity,
             "status": self.status,
+            "found": self.found.status,
             "message": self.result.message,
             "observed": self.result.observed,
             "expected": self.result.expected,
@@ -110,7 +132,8 @@ class RunReport:
             "counts": self.counts(),
             "failing_blockers": [o.probe.id for o in self.failing_blockers],
             "changes": [
-                {"id": o.probe.id, "before": o.previous, "after": o.status} for o in self.changes
+                {"id": o.probe.id, "before": o.previous, "after": o.found.status}
+                for o in self.changes
             ],
             "results": [o.as_dict() for o in self.outcomes],
         }
@@ -119,7 +142,8 @@ class RunReport:
 def execute(probe: Probe, ctx: ProbeContext) -> Outcome:
     """Run one probe safely and time it."""
     started = time.perf_counter()
-    if probe.uses_network and not ctx.network:
+    ran = ctx.network or not probe.uses_network
+    if not ran:
         result = ProbeResult(SKIP, "Skipped: network probes are off (--no-network).")
     else:
         try:
@@ -139,55 +163,45 @@ def execute(probe: Probe, ctx: ProbeContext) -> Outcome:
             evidence=result.evidence,
         )
     duration = round((time.perf_counter() - started) * 1000, 2)
-    return Outcome(probe, result, duration, fingerprint(probe.reads))
+    return Outcome(probe, result, duration, fingerprint(probe.reads), ran=ran)
 
 
-def silenced_ids(result: ProbeResult, probe: Probe) -> set[str]:
-    """The SILENCED_SYSTEM_CHECKS entries that made ``result`` a waiver."""
-    waived = result.evidence.get("waived") if isinstance(result.evidence, dict) else None
-    if waived:
-        return {str(line).split(":", 1)[0] for line in waived}
-    return {probe.id}
-
-
-def waiver_signoff() -> SignOff | None:
-    """The active sign-off of the waiver item, if any."""
-    item = (
-        ChecklistItem.objects.select_related("section")
-        .filter(key=SILENCED_CHECKS_WAIVER, retired=False)
-        .first()
+def result_row(outcome: Outcome, item: ChecklistItem | None, created_at: datetime) -> CheckResult:
+    """The (unsaved) row that stores what ``outcome``'s probe found."""
+    found = outcome.found
+    return CheckResult(
+        item=item,
+        probe_id=outcome.probe.id,
+        title=outcome.probe.title,
+        kind=outcome.probe.kind,
+        severity=outcome.probe.severity,
+        status=found.status,
+        message=found.message[:5000],
+        observed=found.observed,
+        expected=found.expected,
+        hint=found.hint,
+        evidence=found.evidence,
+        duration_ms=outcome.duration_ms,
+        fingerprint=outcome.fingerprint,
+        created_at=created_at,
     )
-    return active_signoff(item) if item is not None else None
 
 
-def accept_signed_waivers(outcomes: list[Outcome]) -> None:
-    """Turn waivers justified by an active sign-off of the waiver item into warnings.
-
-    A silenced check counts against its item until that sign-off covers it; from then on it
-    shows as a warning that names the sign-off. The waiver item watches SILENCED_SYSTEM_CHECKS,
-    so silencing one more check makes the sign-off stale and every waiver counts again.
-    """
-    waived = [o for o in outcomes if o.status == WAIVED]
-    if not waived:
-        return
-    signoff = waiver_signoff()
-    if signoff is None:
-        return
-    covered = set(signoff.covers)
-    for outcome in waived:
-        ids = silenced_ids(outcome.result, outcome.probe)
-        if not ids <= covered:
-            continue
-        result = outcome.result
-        outcome.result = ProbeResult(
-            WARN,
-            f"Waiver signed off in {SILENCED_CHECKS_WAIVER} by {signoff.signer_name} on "
-            f"{signoff.signed_at:%Y-%m-%d} (sign-off #{signoff.pk}): {result.message}",
-            observed=result.observed,
-            expected=result.expected,
-            hint=result.hint,
-            evidence={**result.evidence, "waiver_signoff": signoff.pk},
-        )
+def count_waivers(outcomes: list[Outcome], rows: list[CheckResult]) -> list[CheckResult]:
+    """Show each outcome as it counts now (a waiver signed off in H05 as a warning); returns the
+    rows as they count, for deriving item statuses in memory."""
+    counted = with_waivers(rows)
+    for outcome, row, as_counted in zip(outcomes, rows, counted, strict=True):
+        if as_counted is not row:
+            outcome.result = ProbeResult(
+                as_counted.status,
+                as_counted.message,
+                observed=outcome.found.observed,
+                expected=outcome.found.expected,
+                hint=outcome.found.hint,
+                evidence=as_counted.evidence,
+            )
+    return counted
 
 
 def select_probes(
@@ -215,15 +229,29 @@ def select_probes(
 
 
 def previous_statuses(probe_ids: Iterable[str]) -> dict[str, str]:
-    latest: dict[str, str] = {}
-    rows = (
-        CheckResult.objects.filter(probe_id__in=list(probe_ids))
-        .order_by("probe_id", "-run__started_at", "-pk")
-        .values_list("probe_id", "status")
-    )
-    for probe_id, status in rows:
-        latest.setdefault(probe_id, status)
-    return latest
+    """The status of each probe's latest stored result that ran (one query)."""
+    rows = newest_results(CheckResult.objects.all(), probe_ids).values_list("probe_id", "status")
+    return dict(rows)
+
+
+def statuses_in_memory(
+    items: dict[str, ChecklistItem], outcomes: list[Outcome], counted: list[CheckResult]
+) -> dict[str, str]:
+    """Each item's status as a stored run would make it, without writing anything: its latest
+    stored results with this run's in their place (a probe the run did not run keeps its earlier
+    real result)."""
+    statuses = {}
+    for key, item in items.items():
+        results = {r.probe_id: r for r in latest_results(item)}
+        for outcome, row in zip(outcomes, counted, strict=True):
+            if outcome.probe.item != key:
+                continue
+            if outcome.ran:
+                results[row.probe_id] = row
+            else:
+                results.setdefault(row.probe_id, row)
+        statuses[key] = evaluate(item, list(results.values())).status
+    return statuses
 
 
 def run_checks(
@@ -234,12 +262,15 @@ def run_checks(
     trigger: str = CheckRun.Trigger.API,
     user: Any = None,
 ) -> RunReport:
-    """Run ``probes`` (all by default); store the results and refresh the items when ``store``."""
+    """Run ``probes`` (all by default); store the results and refresh the items when ``store``.
+
+    Either way each outcome gets its item's status as this run makes it (without ``store``,
+    derived in memory), so the failing blockers are the same with and without ``store``.
+    """
     probes = list(all_probes() if probes is None else probes)
     ctx = ProbeContext(network=network)
     started = timezone.now()
     report = RunReport([execute(p, ctx) for p in probes])
-    accept_signed_waivers(report.outcomes)
     previous = previous_statuses(p.id for p in probes)
     items = {
         i.key: i
@@ -247,6 +278,8 @@ def run_checks(
             key__in={p.item for p in probes}
         )
     }
+    rows = [result_row(o, items.get(o.probe.item), started) for o in report.outcomes]
+    counted = count_waivers(report.outcomes, rows)
     for outcome in report.outcomes:
         outcome.previous = previous.get(outcome.probe.id, "")
     if store:
@@ -257,36 +290,20 @@ def run_checks(
                 triggered_by=user if getattr(user, "pk", None) else None,
                 network=network,
             )
-            CheckResult.objects.bulk_create(
-                [
-                    CheckResult(
-                        run=report.run,
-                        item=items.get(o.probe.item),
-                        probe_id=o.probe.id,
-                        title=o.probe.title,
-                        kind=o.probe.kind,
-                        severity=o.probe.severity,
-                        status=o.status,
-                        message=o.result.message[:5000],
-                        observed=o.result.observed,
-                        expected=o.result.expected,
-                        hint=o.result.hint,
-                        evidence=o.result.evidence,
-                        duration_ms=o.duration_ms,
-                        fingerprint=o.fingerprint,
-                        created_at=started,
-                    )
-                    for o in report.outcomes
-                ]
-            )
+            for row in rows:
+                row.run = report.run
+            CheckResult.objects.bulk_create(rows)
             ChecklistItem.objects.filter(key__in=set(items)).update(last_checked_at=started)
             # Every item, not only those probed: sign-offs expire and go stale with the settings.
+            statuses = {}
             for item in ChecklistItem.objects.select_related("section").filter(retired=False):
                 refresh_item(item, context=f"check run #{report.run.pk}")
-                items[item.key] = item
+                statuses[item.key] = item.status
+    else:
+        statuses = statuses_in_memory(items, report.outcomes, counted)
     for outcome in report.outcomes:
         item = items.get(outcome.probe.item)
-        outcome.item_status = item.status if item is not None else ""
+        outcome.item_status = statuses.get(outcome.probe.item, item.status if item else "")
     if report.run is not None:
         CheckRun.objects.filter(pk=report.run.pk).update(
             finished_at=timezone.now(),

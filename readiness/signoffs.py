@@ -14,14 +14,17 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 
+from .catalogue import SILENCED_CHECKS_WAIVER
 from .models import ChecklistItem, ItemEvent, Section, SignOff, SignOffRevocation
 from .status import (
     blocking_sections,
     current_digests,
     current_fingerprint,
+    failing_checks,
     is_automated_blocker,
     latest_signoff,
     refresh_item,
+    refresh_waived_items,
     section_snapshot,
     signoff_covers,
     signoff_problem,
@@ -140,6 +143,12 @@ def sign_off(
         covers=signoff.covers,
     )
     refresh_item(item, actor=user, reason=f"signed off by {signoff.signer_name}")
+    if item.key == SILENCED_CHECKS_WAIVER:
+        refresh_waived_items(
+            actor=user,
+            reason=f"waivers signed off in {item.key} by {signoff.signer_name} "
+            f"(sign-off #{signoff.pk})",
+        )
     _log(user, item, f"Signed off {item.key} (sign-off #{signoff.pk}).")
     return signoff
 
@@ -163,6 +172,11 @@ def revoke(signoff: SignOff, user: AbstractBaseUser, reason: str) -> SignOffRevo
         signoff=signoff.pk,
     )
     refresh_item(item, actor=user, reason=f"sign-off revoked: {reason.strip()}")
+    if item.key == SILENCED_CHECKS_WAIVER:
+        refresh_waived_items(
+            actor=user,
+            reason=f"waiver sign-off #{signoff.pk} in {item.key} revoked: {reason.strip()}",
+        )
     _log(user, item, f"Revoked sign-off #{signoff.pk} of {item.key}: {reason.strip()}")
     return revocation
 
@@ -189,9 +203,9 @@ def set_item_applicable(
         waiver = " or sign off a waiver" if item.kind == ChecklistItem.Kind.HYBRID else ""
         raise SignOffError(
             f"{item.key} is a blocker proven by automated checks; it cannot be marked not "
-            f"applicable. Fix what its checks report{waiver}, or mark its whole section not "
-            "applicable if the feature is not used (that holds only while its checks and "
-            "settings stay as they are)."
+            f"applicable. Fix what its checks report{waiver}. If the feature is not used, mark "
+            "its whole section not applicable once its checks pass (that holds only while they "
+            "pass and its settings stay as they are)."
         )
     item.not_applicable = not applicable
     item.na_reason = "" if applicable else reason.strip()
@@ -211,6 +225,8 @@ def set_section_applicable(
     _require(user, NA_PERMISSION, f"change whether section '{section.title}' applies")
     if not applicable and not reason.strip():
         raise SignOffError(f"Say why section '{section.title}' does not apply to this project.")
+    if not applicable:
+        _refuse_failing_blockers(section)
     section.not_applicable = not applicable
     section.na_reason = "" if applicable else reason.strip()
     section.na_snapshot = {} if applicable else section_snapshot(section)
@@ -230,6 +246,25 @@ def set_section_applicable(
         refresh_item(item, actor=user, reason=message)
     _log(user, section, message)
     return section
+
+
+def _refuse_failing_blockers(section: Section) -> None:
+    """A section is not marked not applicable over failing automated blockers: that would hide
+    them, which marking them one by one is refused for (see ``set_item_applicable``)."""
+    failing = []
+    for item in section.items.filter(retired=False).select_related("section").order_by("order"):
+        if is_automated_blocker(item):
+            checks = failing_checks(item)
+            if checks:
+                ids = ", ".join(sorted({r.probe_id.split(".")[1] for r in checks}))
+                failing.append(f"{item.key} ({ids})")
+    if failing:
+        raise SignOffError(
+            f"Section '{section.title}' cannot be marked not applicable while its automated "
+            f"blockers fail: {'; '.join(failing)}. Fix what their checks report (or sign off a "
+            "waiver of a hybrid item) and run the checks again; a not-applicable section never "
+            "hides a failing blocker."
+        )
 
 
 def record_item_edit(item: ChecklistItem, before: dict, user: AbstractBaseUser) -> list[str]:

@@ -15,7 +15,7 @@ from readiness.runner import run_checks, select_probes
 from readiness.status import refresh_item, section_progress
 from readiness.sync import sync_catalogue
 
-from .helpers import production
+from .helpers import production, production_scalekit
 
 pytestmark = pytest.mark.django_db
 
@@ -87,26 +87,31 @@ class TestSectionNotApplicable:
             signoffs.set_item_applicable(get("C01"), signer, False, "no SCIM")
 
     def test_covers_automated_blockers_while_nothing_changes(self, signer):
+        """Marked while its checks pass (a failing blocker refuses it, see test_gate.py)."""
         scim = Section.objects.get(key="scim")
-        with override_settings(SCALEKIT_AUTH={"WEBHOOK_SECRET": ""}):
+        with production():
             run_checks(select_probes(sections=["scim"]), network=False)
-            assert get("C01").status == ItemStatus.FAILING
+            assert get("C01").status == ItemStatus.PASSING
             signoffs.set_section_applicable(scim, signer, False, "We do not use SCIM.")
             assert get("C01").status == ItemStatus.NOT_APPLICABLE
             report = run_checks(select_probes(sections=["scim"]), network=False)
             assert not report.failing_blockers
             row = {r.section.key: r for r in section_progress("production")}["scim"]
             assert row.complete
-        # Someone configures a webhook secret: the section's snapshot no longer holds.
-        with override_settings(SCALEKIT_AUTH={"WEBHOOK_SECRET": "whsec_changed"}):
+        # Someone configures another webhook secret: the section's snapshot no longer holds.
+        secret = "whsec_" + "c" * 32
+        with production(
+            env={"SCALEKIT_WEBHOOK_SECRET": secret},
+            SCALEKIT_AUTH=production_scalekit(WEBHOOK_SECRET=secret),
+        ):
             report = run_checks(select_probes(sections=["scim"]), network=False)
             c01 = get("C01")
-            assert c01.status != ItemStatus.NOT_APPLICABLE
+            assert c01.status == ItemStatus.PASSING
             message = c01.events.filter(action="status").first().message
             assert "section not applicable no longer covers it: " in message
             assert "SCALEKIT_AUTH.WEBHOOK_SECRET changed" in message
             row = {r.section.key: r for r in section_progress("production")}["scim"]
-            assert not row.complete
+            assert {i.key: i.status for i in row.items}["C01"] == ItemStatus.PASSING
 
     def test_quick_checks_not_applicable_still_run_their_blockers(self, signer):
         """Marking the Quick checks not applicable before any run covers no failure."""

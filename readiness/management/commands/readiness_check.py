@@ -2,6 +2,12 @@
 
 Exit codes: 0 when no blocker fails, 1 when at least one blocker fails (or, with
 ``--fail-level advisory``, anything fails or warns), 2 for bad arguments.
+
+A failing blocker is an E check of this run that fails on an item the dashboard shows failing:
+the same rule, stored or not (``--no-store`` derives the statuses in memory). A W check is
+advisory: it never fails a blocker item, only ``--fail-level advisory``. A check the run did not
+run (a network check with ``--no-network``) is not judged; an earlier stored failure of it keeps
+its item failing on the dashboard.
 """
 
 from __future__ import annotations
@@ -149,7 +155,7 @@ class Command(BaseCommand):
         for change in report.changes:
             self.stdout.write(
                 f"Changed since the last run: {change.probe.id} {change.previous} -> "
-                f"{change.status}"
+                f"{change.found.status}"
             )
         if failing:
             self.stdout.write(
