@@ -3,9 +3,9 @@
 The file is decoded in 64 KiB chunks and each element is parsed with
 ``json.JSONDecoder.raw_decode`` as soon as it is complete in the buffer; consumed text is dropped,
 so memory holds one chunk plus one element whatever the file size. An element that is not an
-object is one bad row. A JSON syntax error ends the reading of that file (the elements before it
-still go through): after a syntax error there is no reliable way to find where the next element
-starts. Use NDJSON to isolate every row.
+object is one bad row. A JSON syntax error, or an element nested too deeply to parse, ends the
+reading of that file (the elements before it still go through): after one there is no reliable
+way to find where the next element starts. Use NDJSON to isolate every row.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 from collections.abc import Iterator
 
 from .base import MAX_ROW_BYTES, FileSource, HashingReader, SourceError, SourceRow
+from .ndjson import NESTING_ERROR
 
 CHUNK = 1 << 16
 WHITESPACE = " \t\n\r"
@@ -118,6 +119,9 @@ class JsonArrayReader:
         while True:
             try:
                 value, end = self.json.raw_decode(self.buf, self.pos)
+            except RecursionError:
+                # Where the element ends is unknown, as after a syntax error.
+                return None, f"invalid JSON: an element has {NESTING_ERROR}"
             except json.JSONDecodeError as exc:
                 if self.eof or len(self.buf) - self.pos > MAX_ROW_BYTES:
                     if not self.eof:

@@ -1,6 +1,7 @@
 """NDJSON (JSON Lines) sources: one JSON object per line; blank lines are skipped.
 
-A bad line (invalid JSON, not an object, undecodable bytes) is one bad row; the next line is
+A bad line (invalid JSON, nested too deeply to parse, not an object, undecodable bytes) is one
+bad row; the next line is
 read as usual, which makes NDJSON the most forgiving format for large exports.
 """
 
@@ -11,6 +12,10 @@ import json
 from collections.abc import Iterator
 
 from .base import MAX_ROW_BYTES, FileSource, HashingReader, SourceRow
+
+#: Why a value whose arrays and objects nest deeper than Python's JSON parser can follow (its
+#: recursion limit: about a thousand levels) is refused; no real row comes near that.
+NESTING_ERROR = "arrays or objects nested too deeply (the parser stops at about 1000 levels)"
 
 
 class NdjsonSource(FileSource):
@@ -48,6 +53,14 @@ class NdjsonSource(FileSource):
                     number,
                     self.where(number),
                     error=f"invalid JSON: {exc.msg} at column {exc.colno}",
+                    error_code="malformed_row",
+                )
+                continue
+            except RecursionError:
+                yield SourceRow(
+                    number,
+                    self.where(number),
+                    error=f"invalid JSON: {NESTING_ERROR}",
                     error_code="malformed_row",
                 )
                 continue
