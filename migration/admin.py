@@ -7,7 +7,6 @@ error. Every action that changes something writes a ``LogEntry`` on the run it t
 from __future__ import annotations
 
 import io
-import threading
 from typing import Any
 
 from django.contrib import admin, messages
@@ -50,6 +49,16 @@ def _bar(run: ImportRun) -> str:
         segments,
         round(100 * run.progress, 1),
     )
+
+
+def refused_unread(model_admin: admin.ModelAdmin, request: HttpRequest, run: ImportRun) -> bool:
+    """Refuse, with the reason, a run whose source was not fully read; True when refused."""
+    try:
+        runner.ensure_ingested(run)
+    except runner.NotResumable as exc:
+        model_admin.message_user(request, str(exc), messages.ERROR)
+        return True
+    return False
 
 
 @admin.register(ImportRun)
@@ -189,6 +198,8 @@ class ImportRunAdmin(admin.ModelAdmin):
                     request, f"Run {run.pk} is running: cancel it first.", messages.WARNING
                 )
                 continue
+            if refused_unread(self, request, run):
+                continue
             changed = runner.prepare_resume(run, retry_failed=True)
             how = runner.launch(run)
             self.log_change(
@@ -214,19 +225,8 @@ class ImportRunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Verify against Scalekit", permissions=["change"])
     def verify_runs(self, request: HttpRequest, queryset: QuerySet[ImportRun]) -> None:
-        from .verify import verify
-
         for run in queryset:
-            if runner.broker_configured():
-                from .tasks import verify_run
-
-                verify_run.delay(run.pk)
-                how = "queued on Celery"
-            else:
-                threading.Thread(
-                    target=verify, args=(run,), daemon=True, name=f"migration-verify-{run.pk}"
-                ).start()
-                how = "started in this process"
+            how = runner.launch_verify(run)
             self.log_change(request, run, f"Verification {how}.")
             self.message_user(
                 request,
@@ -324,6 +324,8 @@ class ImportRecordAdmin(admin.ModelAdmin):
                     f"Run {run.pk} is running, rolled back or a dry run: not retried.",
                     messages.WARNING,
                 )
+                continue
+            if refused_unread(self, request, run):
                 continue
             retried = runner.retry_records(run, by_run[run.pk])
             pending = run.count("pending") - retried

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -320,20 +320,31 @@ def send_batch(
 
 class LeaseKeeper:
     """Renews a live batch's lease once a third of it has gone by (one UPDATE, and only then),
-    so that only the records of a dead worker ever have an expired lease."""
+    so that only the records of a dead worker ever have an expired lease.
 
-    def __init__(self, token: str, clock: Callable[[], float] = time.monotonic) -> None:
-        self.token = token
+    ``token`` is the batch's claim token (a Celery task), or a callable returning the tokens of
+    every batch still on the network (the in-process runner renews them all from its one
+    database thread).
+    """
+
+    def __init__(
+        self,
+        token: str | Callable[[], Collection[str]],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.tokens = token if callable(token) else (lambda: [token])
         self.clock = clock
         self.renewed = clock()
 
     def __call__(self) -> None:
         if self.clock() - self.renewed < float(app_settings.LEASE_SECONDS) / 3:
             return
-        with ledger_lock():
-            ImportRecord.objects.filter(claimed_by=self.token, status=Status.IN_FLIGHT).update(
-                claimed_at=timezone.now()
-            )
+        tokens = list(self.tokens())
+        if tokens:
+            with ledger_lock():
+                ImportRecord.objects.filter(claimed_by__in=tokens, status=Status.IN_FLIGHT).update(
+                    claimed_at=timezone.now()
+                )
         self.renewed = self.clock()
 
 

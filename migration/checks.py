@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, FieldError
 
-from .conf import AppSettings, app_settings
+from .conf import AppSettings, app_settings, celery_broker_url
 from .validation import ROLE_NAME_RE
 
 E001 = "MIGRATION must be a dict."
@@ -41,6 +41,11 @@ E010 = "MIGRATION['DEFAULT_ORGANIZATION'] must be None or a dict with a non-empt
 E010_HINT = 'For example {"external_id": "default", "display_name": "Default"}.'
 E011 = "MIGRATION['USER_EXTERNAL_ID_FIELD'] = {value!r} is not a field of the user model."
 E011_HINT = "Use 'pk' (the legacy primary key) or another unique field of the user model."
+E012 = "MIGRATION['BROKER_URL'] is not the Celery app's broker: the import tasks never go there."
+E012_HINT = (
+    "The tasks are published to the project's Celery app broker (CELERY_BROKER_URL). Leave "
+    'BROKER_URL out to use it, or set it to "" to keep imports in-process.'
+)
 E013 = "MIGRATION['DEFAULT_ROLE'] must be a Scalekit role name (^[a-zA-Z0-9_]{{1,64}}$), not {value!r}."
 E013_HINT = (
     "The role sent for a membership whose row names none; 'member' is Scalekit's default "
@@ -201,6 +206,13 @@ def check_user_external_id_field(**kwargs: Any) -> list[checks.CheckMessage]:
     return []
 
 
+def check_broker_url(**kwargs: Any) -> list[checks.CheckMessage]:
+    value = app_settings.BROKER_URL
+    if value is None or value == "" or value == celery_broker_url():
+        return []
+    return [checks.Error(E012, hint=E012_HINT, id="migration.E012")]  # the URL may hold a password
+
+
 def check_default_role(**kwargs: Any) -> list[checks.CheckMessage]:
     value = app_settings.DEFAULT_ROLE
     if not isinstance(value, str) or not ROLE_NAME_RE.fullmatch(value):
@@ -235,6 +247,7 @@ ALL_CHECKS = (
     check_role_source,
     check_default_organization,
     check_user_external_id_field,
+    check_broker_url,
     check_default_role,
     check_invitation_email,
     check_distributed_database,

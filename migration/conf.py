@@ -42,11 +42,23 @@ def _project_redis_url() -> str:
     return getattr(settings, "REDIS_URL", "") or ""
 
 
-def _project_broker_url() -> str:
-    broker = getattr(settings, "CELERY_BROKER_URL", "") or ""
-    if broker and not broker.startswith("memory://"):
-        return broker
-    return _project_redis_url()
+def celery_broker_url() -> str:
+    """The broker the project's Celery app publishes tasks to (what ``.delay()`` uses): its
+    ``broker_write_url``, i.e. ``CELERY_BROKER_WRITE_URL``, else ``CELERY_BROKER_URL``; "" when
+    the app has none, or when Celery is not installed."""
+    try:
+        from celery import current_app
+    except ImportError:
+        return ""
+    url = current_app.conf.broker_write_url or ""
+    if isinstance(url, list | tuple):  # a failover list: the first is used first
+        url = url[0] if url else ""
+    return str(url)
+
+
+def is_real_broker(url: str) -> bool:
+    """A broker other processes can read: not empty, not the in-memory transport."""
+    return bool(url) and not url.startswith("memory://")
 
 
 class AppSettings:
@@ -91,8 +103,8 @@ class AppSettings:
         300,
         "A record claimed by a worker that has not finished it within this time is considered "
         "abandoned (the worker died) and is re-checked against Scalekit, then sent again "
-        "(live Celery batches renew their lease; `migration.tasks.requeue_expired` requeues "
-        "expired ones).",
+        "(live batches, on Celery or in-process, renew their lease every third of it; "
+        "`migration.tasks.requeue_expired` requeues expired ones of Celery runs).",
     )
 
     # What is sent.
@@ -158,10 +170,12 @@ class AppSettings:
     )
     RATE_LIMITER_KEY = Setting("migration:ratelimit", "Redis key prefix of the token bucket.")
     BROKER_URL = Setting(
-        _project_broker_url,
-        "The Celery broker that `--async` runs and the admin's actions go to; defaults to the "
-        "project's CELERY_BROKER_URL (else REDIS_URL). Empty (or memory://): no broker, runs "
-        "are sent in-process on threads.",
+        None,
+        "None: `--async` and the admin's actions use Celery when the project's Celery app has a "
+        "real broker (its broker_url, from CELERY_BROKER_URL: not empty, not memory://), and run "
+        'in-process on threads otherwise. "": always in-process, even when the project has a '
+        "broker. The tasks are always published to the Celery app's broker, so any other value "
+        "must be that same URL (migration.E012).",
     )
 
     @classmethod
@@ -169,9 +183,23 @@ class AppSettings:
         return [name for name, value in vars(cls).items() if isinstance(value, Setting)]
 
     def broker_configured(self) -> bool:
-        """Whether runs go to Celery workers (a real broker in ``BROKER_URL``)."""
-        broker = self.BROKER_URL or ""
-        return bool(broker) and not broker.startswith("memory://")
+        """Whether runs go to Celery workers: the Celery app has a real broker, and
+        ``BROKER_URL`` does not keep them in-process."""
+        return not self.no_broker_reason()
+
+    def no_broker_reason(self) -> str:
+        """Why runs are not sent to Celery ("" when they are), for error messages."""
+        if self.BROKER_URL == "":
+            return "MIGRATION['BROKER_URL'] is \"\" (imports always run in-process)"
+        broker = celery_broker_url()
+        if not broker:
+            return "the project's Celery app has no broker (set CELERY_BROKER_URL)"
+        if not is_real_broker(broker):
+            return (
+                "the project's Celery app uses the in-memory broker (memory://), which no "
+                "worker can read: set CELERY_BROKER_URL to your Redis or RabbitMQ"
+            )
+        return ""
 
     def raw(self) -> dict[str, Any]:
         value = getattr(settings, self.namespace, {})

@@ -9,6 +9,7 @@ is. A bad row becomes an ``invalid`` record with its row number and reason; the 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,8 @@ from .conf import app_settings
 from .models import ImportRecord, ImportRun
 from .sources import KINDS, SourceRow
 from .validation import VALIDATORS, RowInvalid, email_key
+
+logger = logging.getLogger(__name__)
 
 CHUNK = 500
 Kind = ImportRecord.Kind
@@ -69,7 +72,9 @@ class Ingestor:
             **self.run.options,
             "referenced_roles": sorted(self.summary.referenced_roles),
         }
-        self.run.save(update_fields=["source_detail", "checksum", "options"])
+        # Leaving the ingest phase says the whole source is in the ledger (runner.ingest_complete).
+        self.run.phase = ImportRun.Phase.ROLES
+        self.run.save(update_fields=["source_detail", "checksum", "options", "phase"])
         self.run.refresh_counts()
         return self.summary
 
@@ -137,8 +142,7 @@ class Ingestor:
         else:
             record.email = email_key(payload["email"])
             record.external_id = payload["external_id"]
-            # Users without an external id are keyed by email; the prefix keeps the two apart.
-            record.key = payload["external_id"] or f"email:{record.email}"
+            record.key = user_key(record.external_id, record.email)
         return record
 
     def check_key_duplicates(self, kind: str, records: list[ImportRecord]) -> None:
@@ -251,6 +255,25 @@ class Ingestor:
                     break
 
 
+EMAIL_KEY_PREFIX = "email:"
+ESCAPED_EXTERNAL_ID_PREFIX = "ext:"
+
+
+def user_key(external_id: str, email: str) -> str:
+    """A user's ledger key: its external id, or ``email:<email>`` when it has none.
+
+    The scheme is injective: an external id that itself starts with ``email:`` or ``ext:`` is
+    written ``ext:<external id>``, so it never equals a user's email key (external id
+    ``email:x@example.com`` and email ``x@example.com`` are two users) nor another external id.
+    Every other external id is its own key, as it always was.
+    """
+    if not external_id:
+        return f"{EMAIL_KEY_PREFIX}{email}"
+    if external_id.startswith((EMAIL_KEY_PREFIX, ESCAPED_EXTERNAL_ID_PREFIX)):
+        return f"{ESCAPED_EXTERNAL_ID_PREFIX}{external_id}"
+    return external_id
+
+
 def identity_hint(kind: str, data: dict[str, Any]) -> str:
     """Best-effort key for a row that may turn out invalid (shown in the admin)."""
     field = {"role": "name", "organization": "external_id", "user": "email"}[kind]
@@ -281,7 +304,12 @@ def create_run(
     dry_run: bool = False,
     created_by: str = "",
 ) -> ImportRun:
-    """A new run with its ledger filled from ``sources`` (validated, nothing sent yet)."""
+    """A new run with its ledger filled from ``sources`` (validated, nothing sent yet).
+
+    When reading fails (``SourceError``, or anything unexpected) the run is marked failed with
+    the reason and stays in the ingest phase, which no resume or retry accepts; the error is
+    raised again.
+    """
     from django.utils import timezone
 
     from .sources import SourceError
@@ -295,9 +323,14 @@ def create_run(
     )
     try:
         Ingestor(run).ingest(sources)
-    except SourceError as exc:
+    except Exception as exc:
+        if isinstance(exc, SourceError):
+            message = str(exc)
+        else:
+            logger.exception("migration: reading the source of run %s failed", run.pk)
+            message = f"reading the source failed ({type(exc).__name__}); see the log"
         run.status = ImportRun.Status.FAILED
-        run.message = str(exc)
+        run.message = message
         run.finished_at = timezone.now()
         run.save(update_fields=["status", "message", "finished_at"])
         run.refresh_counts()

@@ -26,6 +26,7 @@ from scalekit.common.exceptions import ScalekitException
 
 from .batches import (
     BatchResult,
+    LeaseKeeper,
     backoff_delay,
     build_gateway,
     claim_batch,
@@ -58,6 +59,33 @@ KIND_OF = dict(PHASES)
 
 class RunStopped(Exception):
     """The run cannot go on (missing roles, rejected credentials); ``run.message`` says why."""
+
+
+class NotResumable(Exception):
+    """The run cannot be started, resumed or retried; the message says why and what to do."""
+
+
+def ingest_complete(run: ImportRun) -> bool:
+    """Whether the whole source is in the ledger.
+
+    Ingest leaves ``phase=ingest`` only once every row is written (it then writes the checksum
+    and moves to ``roles`` in one save); a run that failed or crashed while reading its source
+    stays in ``ingest``. Runs ingested before that rule kept ``ingest`` with a checksum, which
+    was always written last.
+    """
+    return run.phase != Phase.INGEST or bool(run.checksum)
+
+
+def ensure_ingested(run: ImportRun) -> None:
+    """Refuse a run whose source was not fully read: sending it would import part of the
+    source and report success."""
+    if ingest_complete(run):
+        return
+    why = f"reading it failed: {run.message}" if run.message else "reading it has not completed"
+    raise NotResumable(
+        f"Run {run.pk} never had its whole source in the ledger ({why}); it cannot be "
+        "resumed, retried or started: import the source again (a new run)."
+    )
 
 
 @dataclass
@@ -123,7 +151,9 @@ def plan_roles(run: ImportRun, *, dry_run: bool = False) -> RolesPlan:
 
     Roles named but missing in Scalekit are created from the source's role definitions; with
     ``require_roles`` the run stops with their list instead. A role neither in Scalekit nor
-    defined in the source makes the users naming it invalid (Scalekit would silently ignore it).
+    defined in the source makes the users naming it invalid (Scalekit would silently ignore it);
+    a dry run marks them invalid too (in its own ledger), so its summary and exit code say what
+    the real run will.
     """
     gateway = build_gateway(run)
     plan = RolesPlan()
@@ -139,6 +169,9 @@ def plan_roles(run: ImportRun, *, dry_run: bool = False) -> RolesPlan:
     plan.to_create = defined - plan.existing
     plan.undefined = plan.missing - defined
     if dry_run:
+        if plan.undefined:
+            with ledger_lock():
+                plan.invalidated_users = invalidate_users_with_roles(run, plan.undefined)
         return plan
     if run.options.get("require_roles") and plan.missing:
         stop(run, "roles missing in Scalekit (--require-roles): " + ", ".join(sorted(plan.missing)))
@@ -172,7 +205,10 @@ def invalidate_users_with_roles(run: ImportRun, roles: set[str]) -> int:
 
 # state changes ------------------------------------------------------------------------------
 def start(run: ImportRun, mode: str) -> None:
-    """Mark the run running; ``mode`` ("celery" or "inprocess") says who sends its batches."""
+    """Mark the run running; ``mode`` ("celery" or "inprocess") says who sends its batches.
+
+    Raises ``NotResumable`` for a run whose source was not fully read."""
+    ensure_ingested(run)
     now = timezone.now()
     run.status = ImportRun.Status.RUNNING
     run.started_at = run.started_at or now
@@ -240,7 +276,10 @@ def prepare_resume(
 ) -> dict[str, int]:
     """Put back what a resume should send: failed-transient records (all failed ones with
     ``retry_failed``), and with ``takeover`` every in-flight record (the operator says no worker
-    is alive; without it, only those whose lease expired are taken over)."""
+    is alive; without it, only those whose lease expired are taken over).
+
+    Raises ``NotResumable`` (and changes nothing) for a run whose source was not fully read."""
+    ensure_ingested(run)
     with ledger_lock():
         failed = run.records.filter(status=Status.FAILED)
         if not retry_failed:
@@ -259,7 +298,10 @@ def prepare_resume(
 
 def retry_records(run: ImportRun, record_ids: list[int]) -> int:
     """Put back exactly these failed records of ``run`` (re-checked before sending); returns
-    how many. Nothing else of the run changes state; continue it with ``launch``."""
+    how many. Nothing else of the run changes state; continue it with ``launch``.
+
+    Raises ``NotResumable`` (and changes nothing) for a run whose source was not fully read."""
+    ensure_ingested(run)
     with ledger_lock():
         requeued = run.records.filter(pk__in=record_ids, status=Status.FAILED).update(
             status=Status.PENDING, recheck=True, claimed_by=""
@@ -315,6 +357,8 @@ def client_error(exc: Exception) -> str:
 
 
 INPROCESS_COUNTS_EVERY_SECONDS = 1.0
+#: Floor of the in-process lease check interval (a test's tiny LEASE_SECONDS must not spin).
+LEASE_CHECK_MIN_SECONDS = 0.05
 
 
 def run_phase_inprocess(run: ImportRun, kind: str, progress: ProgressCallback | None) -> None:
@@ -322,6 +366,9 @@ def run_phase_inprocess(run: ImportRun, kind: str, progress: ProgressCallback | 
 
     Keeping claims and writes on one thread means one database connection (SQLite's single
     writer never waits on a sender) while up to ``concurrency`` batches are on the network.
+    This thread also renews the lease of every batch on the network (one UPDATE once a third of
+    ``LEASE_SECONDS`` has gone by), however long a sender waits (a rate-limit pause can outlast
+    the lease): only the records of a process that died ever have an expired lease.
     """
     ranges = work_ranges(run, kind)
     if not ranges:
@@ -329,7 +376,9 @@ def run_phase_inprocess(run: ImportRun, kind: str, progress: ProgressCallback | 
     workers = 1 if kind == Kind.ROLE else max(1, min(concurrency(run), len(ranges)))
     stop = threading.Event()
     todo = iter(ranges)
-    inflight: set[Future] = set()
+    inflight: dict[Future, str] = {}
+    keeper = LeaseKeeper(lambda: list(inflight.values()))
+    renew_every = max(float(app_settings.LEASE_SECONDS) / 6, LEASE_CHECK_MIN_SECONDS)
 
     def submit_next(pool: ThreadPoolExecutor) -> None:
         for lo, hi in todo:
@@ -338,7 +387,7 @@ def run_phase_inprocess(run: ImportRun, kind: str, progress: ProgressCallback | 
                 stop.set()
                 return
             if batch.records:
-                inflight.add(pool.submit(send_batch, batch, stop.is_set))
+                inflight[pool.submit(send_batch, batch, stop.is_set)] = batch.token
                 return
 
     counted_at = time.monotonic()
@@ -346,9 +395,9 @@ def run_phase_inprocess(run: ImportRun, kind: str, progress: ProgressCallback | 
         for _ in range(workers):
             submit_next(pool)
         while inflight:
-            finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            finished, _ = wait(list(inflight), timeout=renew_every, return_when=FIRST_COMPLETED)
             for future in finished:
-                inflight.discard(future)
+                del inflight[future]
                 result = save_batch(future.result())
                 if time.monotonic() - counted_at >= INPROCESS_COUNTS_EVERY_SECONDS:
                     counted_at = time.monotonic()
@@ -360,6 +409,7 @@ def run_phase_inprocess(run: ImportRun, kind: str, progress: ProgressCallback | 
                     stop.set()
                 elif not stop.is_set():
                     submit_next(pool)
+            keeper()
 
 
 # Celery -------------------------------------------------------------------------------------
@@ -473,7 +523,7 @@ def _requeue_stalled_phase(run: ImportRun, stale: Any) -> int:
     if kind is None or (requeued_at and datetime.fromisoformat(requeued_at) >= stale):
         return 0
     if run.phase == Phase.ROLES and "existing_roles" not in run.options:
-        return 0  # the roles were never planned (start_run lost): migration_resume plans them
+        return 0  # roles never planned (start_run lost): migration_resume --takeover plans them
     if (run.resumed_at or run.started_at or stale) >= stale:
         return 0  # just (re)started: its batches may not have reached a worker yet
     if run.records.filter(Q(claimed_at__gte=stale) | Q(updated_at__gte=stale)).exists():
@@ -555,7 +605,8 @@ def summary(run: ImportRun, *, save: bool = True) -> dict[str, Any]:
 
 
 def broker_configured() -> bool:
-    """Whether batches go to Celery: a broker is configured (``MIGRATION['BROKER_URL']``)."""
+    """Whether batches go to Celery: the Celery app they are published to has a real broker
+    and ``MIGRATION['BROKER_URL']`` is not "" (see ``app_settings.no_broker_reason``)."""
     return app_settings.broker_configured()
 
 
@@ -563,7 +614,9 @@ def launch(run: ImportRun) -> str:
     """Start (or continue) a run without blocking: on Celery, else on a background thread.
 
     Used by the admin. The thread dies with the web process; ``migration_resume`` continues.
+    Raises ``NotResumable`` for a run whose source was not fully read.
     """
+    ensure_ingested(run)
     if broker_configured():
         dispatch(run)
         return "queued on Celery"
@@ -578,3 +631,54 @@ def launch(run: ImportRun) -> str:
 
     threading.Thread(target=target, name=f"migration-run-{run.pk}", daemon=True).start()
     return "started in this process"
+
+
+def launch_verify(run: ImportRun) -> str:
+    """Verify a run without blocking: on Celery, else on a background thread (the admin).
+
+    The thread's failure is logged and written on the run's message, since nobody waits on it.
+    """
+    if broker_configured():
+        from .tasks import verify_run
+
+        verify_run.delay(run.pk)
+        return "queued on Celery"
+
+    def target() -> None:
+        try:
+            verify_or_record_failure(run.pk)
+        finally:
+            if connection.vendor != "sqlite":
+                connection.close()
+
+    threading.Thread(target=target, name=f"migration-verify-{run.pk}", daemon=True).start()
+    return "started in this process"
+
+
+VERIFY_FAILED = "verify failed: "
+
+
+def verify_or_record_failure(run_id: int) -> None:
+    """``verify`` the run; if it raises, log the traceback and say why on ``run.message``
+    (Scalekit's answer for the expected failures, only the exception type otherwise)."""
+    from .verify import verify
+
+    try:
+        verify(ImportRun.objects.get(pk=run_id))
+    except Exception as exc:  # noqa: BLE001 - a background thread: nobody else would see it
+        logger.exception("migration: verify of run %s failed", run_id)
+        if isinstance(exc, Fatal):
+            why = f"Scalekit refused the credentials: {exc.message}"
+        elif isinstance(exc, ScalekitCallError):
+            why = f"Scalekit could not be reached: {exc.message}"
+        elif isinstance(exc, ImproperlyConfigured | ScalekitException):
+            why = client_error(exc)
+        else:
+            why = f"unexpected error ({type(exc).__name__}); see the server log"
+        with ledger_lock():
+            ImportRun.objects.filter(pk=run_id).update(message=f"{VERIFY_FAILED}{why}")
+    else:
+        with ledger_lock():
+            ImportRun.objects.filter(pk=run_id, message__startswith=VERIFY_FAILED).update(
+                message=""
+            )

@@ -158,7 +158,25 @@ def test_invitation_email_warns():
 
 
 def test_distributed_path_on_sqlite_warns():
-    with override_settings(REDIS_URL="redis://127.0.0.1:6379/0", MIGRATION={}):
+    with override_settings(CELERY_BROKER_URL="redis://127.0.0.1:6379/0", MIGRATION={}):
         assert run_checks() == [
             django_checks.Warning(checks.W002, hint=checks.W002_HINT, id="migration.W002")
         ]
+    with override_settings(
+        REDIS_URL="redis://127.0.0.1:6379/0", CELERY_BROKER_URL="memory://", MIGRATION={}
+    ):
+        assert run_checks() == []  # REDIS_URL alone is no broker: runs stay in-process
+
+
+def test_broker_url_other_than_the_celery_apps_is_an_error():
+    broker = "redis://:s3cret@broker:6379/0"
+    with override_settings(CELERY_BROKER_URL="memory://", MIGRATION={"BROKER_URL": broker}):
+        messages = run_checks()
+    assert messages == [
+        django_checks.Error(checks.E012, hint=checks.E012_HINT, id="migration.E012")
+    ]
+    assert "s3cret" not in str(messages)
+    with override_settings(CELERY_BROKER_URL=broker, MIGRATION={"BROKER_URL": broker}):
+        assert ids(run_checks()) == ["migration.W002"]  # the same URL: coherent
+    with override_settings(CELERY_BROKER_URL=broker, MIGRATION={"BROKER_URL": ""}):
+        assert run_checks() == []  # kept in-process on purpose

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from django.test import override_settings
 
 from migration.conf import AppSettings, app_settings
@@ -36,14 +37,35 @@ def test_nothing_is_written_back_into_settings(settings):
     assert settings.MIGRATION == {"BATCH_SIZE": 5}
 
 
-def test_broker_comes_from_celery_then_redis_and_not_from_the_rate_limiter(settings):
+def test_broker_is_the_celery_apps_own_and_never_redis_url(settings):
+    """``.delay()`` publishes to the Celery app's broker: that alone decides (not REDIS_URL)."""
+    from celery import current_app
+
+    settings.MIGRATION = {}
+    settings.REDIS_URL = "redis://cache:6379/0"  # a cache or the rate limiter, not a broker
     settings.CELERY_BROKER_URL = "memory://"
-    settings.REDIS_URL = ""
-    settings.MIGRATION = {"REDIS_URL": "redis://limiter:6379/0"}  # a shared bucket, no Celery
+    assert current_app.conf.broker_write_url == "memory://"
     assert not app_settings.broker_configured()
-    settings.REDIS_URL = "redis://broker:6379/0"
-    assert app_settings.broker_configured() and app_settings.BROKER_URL == "redis://broker:6379/0"
+    assert "memory://" in app_settings.no_broker_reason()
+    settings.CELERY_BROKER_URL = ""
+    assert not app_settings.broker_configured()
     settings.CELERY_BROKER_URL = "amqp://rabbit//"
-    assert app_settings.BROKER_URL == "amqp://rabbit//"
+    assert app_settings.broker_configured() and app_settings.no_broker_reason() == ""
     settings.MIGRATION = {"BROKER_URL": ""}  # in-process whatever the project has
     assert not app_settings.broker_configured()
+    assert "MIGRATION['BROKER_URL']" in app_settings.no_broker_reason()
+
+
+@pytest.mark.django_db
+def test_async_import_into_the_in_memory_broker_is_refused(migration_settings, command, write):
+    """It used to say "queued on Celery" and leave the run running forever (REDIS_URL set)."""
+    from migration.models import ImportRun
+
+    organizations = write("orgs.csv", "external_id\nacme\n")
+    with override_settings(
+        REDIS_URL="redis://127.0.0.1:9/0", CELERY_BROKER_URL="memory://", MIGRATION={}
+    ):
+        result = command("migration_import", "--organizations", organizations, "--async")
+    assert result.code == 2, result
+    assert "--async needs a Celery broker" in result.err and "memory://" in result.err
+    assert not ImportRun.objects.exists()

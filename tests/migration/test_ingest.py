@@ -136,3 +136,67 @@ def test_ledger_writes_are_batched(write, organizations_csv, django_assert_max_n
     with django_assert_max_num_queries(40):
         run = create_run(sources)
     assert run.records.filter(status=Status.PENDING).count() == 1202
+
+
+@pytest.mark.django_db
+def test_external_ids_that_look_like_email_keys_are_other_users(write, organizations_csv):
+    """External id ``email:x@...`` and a user x@... without one used to share a key: the ledger
+    write failed (IntegrityError) and left the run pending in the ingest phase."""
+    users = write(
+        "users.csv",
+        "email,external_id,org_external_id\n"
+        "z@example.com,email:x@example.com,acme\n"
+        "x@example.com,,acme\n"
+        "y@example.com,ext:email:x@example.com,acme\n"
+        "w@example.com,u1,acme\n",
+    )
+    run = ingest(("organization", organizations_csv), ("user", users))
+    keys = dict(run.records.filter(kind="user").values_list("email", "key"))
+    assert keys == {
+        "z@example.com": "ext:email:x@example.com",
+        "x@example.com": "email:x@example.com",
+        "y@example.com": "ext:ext:email:x@example.com",
+        "w@example.com": "u1",  # plain external ids keep the key they always had
+    }
+    assert run.count("pending") == 2 + 4 and run.count("invalid") == 0
+    assert run.phase == ImportRun.Phase.ROLES
+
+
+@pytest.mark.django_db
+def test_duplicate_escaped_external_ids_are_still_duplicates(write, organizations_csv):
+    users = write(
+        "users.csv",
+        "email,external_id,org_external_id\n"
+        "a@example.com,email:x@example.com,acme\n"
+        "b@example.com,email:x@example.com,acme\n",
+    )
+    run = ingest(("organization", organizations_csv), ("user", users))
+    second = run.records.get(kind="user", row_number=3)
+    assert (second.status, second.error_code) == (Status.INVALID, "duplicate")
+    assert second.last_error.startswith("duplicate external_id 'email:x@example.com'")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_source_that_breaks_while_read_fails_the_run_in_the_ingest_phase(
+    write, organizations_csv
+):
+    """A read error past the first chunk (a disk, a network share: a fake, since a real one
+    cannot be produced on demand) leaves part of the source in the ledger."""
+    from migration import ingest as ingest_module
+
+    source = open_file_source("user", write("u.csv", "email,org_external_id\n"))
+
+    def rows():
+        for number in range(2, ingest_module.CHUNK + 10):
+            yield ingest_module.SourceRow(
+                number, f"u.csv line {number}", data={"email": f"u{number}@example.com"}
+            )
+        raise OSError("Input/output error")
+
+    source.rows = rows
+    with pytest.raises(OSError):
+        create_run([open_file_source("organization", organizations_csv), source])
+    run = ImportRun.objects.get()
+    assert (run.status, run.phase, run.checksum) == (ImportRun.Status.FAILED, "ingest", "")
+    assert run.message == "reading the source failed (OSError); see the log"
+    assert run.records.filter(kind="user").count() == ingest_module.CHUNK

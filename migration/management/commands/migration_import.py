@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ... import runner
 from ...batches import ledger_lock, process_stats
+from ...conf import app_settings
 from ...ingest import create_run
 from ...models import ImportRun
 from ...reporting import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, emit_json, run_exit_code, run_table
@@ -120,7 +121,8 @@ class Command(BaseCommand):
             )
         if options["use_async"] and not runner.broker_configured():
             raise CommandError(
-                "--async needs a Celery broker: set REDIS_URL.", returncode=EXIT_USAGE
+                f"--async needs a Celery broker: {app_settings.no_broker_reason()}.",
+                returncode=EXIT_USAGE,
             )
         run_options = {
             key: options[key]
@@ -181,30 +183,34 @@ class Command(BaseCommand):
             raise SystemExit(code)
 
     def dry_run(self, run: ImportRun, options: dict[str, Any]) -> int:
-        summary = runner.summary(run)
-        problems = summary["kinds"]
-        invalid = sum(k["invalid"] for k in problems.values())
-        run.status = (
-            ImportRun.Status.COMPLETED_WITH_ERRORS if invalid else ImportRun.Status.COMPLETED
-        )
-        run.message = "dry run: validated, nothing sent"
-        run.save(update_fields=["status", "message"])
-        lines = [run_table(runner.summary(run))]
+        """Plan the roles (users naming a role that exists nowhere become invalid, as in the
+        real run), then count: the summary and exit code say what the real run will."""
+        roles: list[str] = []
         try:
             plan = runner.plan_roles(run, dry_run=True)
         except Exception as exc:  # noqa: BLE001 - the plan is informative; validation stands
-            lines.append(f"roles: could not ask Scalekit ({type(exc).__name__}); roles not checked")
+            roles.append(f"roles: could not ask Scalekit ({type(exc).__name__}); roles not checked")
         else:
-            lines.append(f"roles already in Scalekit: {', '.join(sorted(plan.existing)) or '-'}")
-            lines.append(
+            roles.append(f"roles already in Scalekit: {', '.join(sorted(plan.existing)) or '-'}")
+            roles.append(
                 f"roles to create from the source: {', '.join(sorted(plan.to_create)) or '-'}"
             )
             if plan.undefined:
-                lines.append(
-                    f"roles named but neither in Scalekit nor defined: {', '.join(sorted(plan.undefined))}"
+                roles.append(
+                    f"roles named but neither in Scalekit nor defined: "
+                    f"{', '.join(sorted(plan.undefined))} ({plan.invalidated_users} user row(s) "
+                    "naming them are invalid)"
                 )
+        summary = runner.summary(run)
+        invalid = sum(k["invalid"] for k in summary["kinds"].values())
+        run.status = (
+            ImportRun.Status.COMPLETED_WITH_ERRORS if invalid else ImportRun.Status.COMPLETED
+        )
+        run.phase = ImportRun.Phase.DONE
+        run.message = "dry run: validated, nothing sent"
+        run.save(update_fields=["status", "phase", "message"])
         if not options["json"]:
-            self.stdout.write("\n".join(lines))
+            self.stdout.write("\n".join([run_table(runner.summary(run)), *roles]))
         return EXIT_OK
 
 

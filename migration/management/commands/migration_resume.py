@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ... import runner
 from ...batches import ledger_lock
+from ...conf import app_settings
 from ...models import ImportRun
 from ...reporting import EXIT_STOPPED, EXIT_USAGE, emit_json, run_exit_code, run_table
 from ._progress import BatchProgress, progress_flag, wait_for
@@ -14,7 +15,8 @@ from ._progress import BatchProgress, progress_flag, wait_for
 class Command(BaseCommand):
     help = (
         "Continue a run: send what is pending, what failed transiently, and in-flight records whose "
-        "worker is gone (re-checked against Scalekit first). Exit codes as migration_import."
+        "worker is gone (re-checked against Scalekit first). Refuses a running run unless "
+        "--takeover, and a run whose source was not fully read. Exit codes as migration_import."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -22,7 +24,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--takeover",
             action="store_true",
-            help="Treat every in-flight record as abandoned (say so only when no worker of this run is alive).",
+            help="Treat every in-flight record as abandoned, and resume a run still marked "
+            "running (say so only when no worker of this run is alive).",
         )
         parser.add_argument(
             "--retry-failed", action="store_true", help="Also retry permanently failed records."
@@ -50,9 +53,22 @@ class Command(BaseCommand):
             raise CommandError(
                 f"Run {run.pk} was rolled back: import the source again.", returncode=EXIT_USAGE
             )
+        try:
+            runner.ensure_ingested(run)
+        except runner.NotResumable as exc:
+            raise CommandError(str(exc), returncode=EXIT_USAGE) from None
+        if run.status == ImportRun.Status.RUNNING and not options["takeover"]:
+            raise CommandError(
+                f"Run {run.pk} is running (mode: {run.options.get('mode', 'unknown')}): "
+                "a live process may still be sending its records. Stop it with "
+                f"migration_cancel {run.pk} and resume once it has stopped; if no process of "
+                "this run is alive any more (it was killed), resume with --takeover.",
+                returncode=EXIT_USAGE,
+            )
         if options["use_async"] and not runner.broker_configured():
             raise CommandError(
-                "--async needs a Celery broker: set REDIS_URL.", returncode=EXIT_USAGE
+                f"--async needs a Celery broker: {app_settings.no_broker_reason()}.",
+                returncode=EXIT_USAGE,
             )
         changed = runner.prepare_resume(
             run, takeover=options["takeover"], retry_failed=options["retry_failed"]
