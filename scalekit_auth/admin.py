@@ -34,7 +34,15 @@ class ScalekitIdentityAdmin(admin.ModelAdmin):
         "external_id",
         "organization_id",
     )
-    readonly_fields = ("created_at", "last_login_at", "roles")
+    readonly_fields = (
+        "created_at",
+        "last_login_at",
+        "roles",
+        "roles_event_at",
+        "status_event_at",
+        "profile_event_at",
+        "deactivated_by_event",
+    )
     raw_id_fields = ("user",)
 
 

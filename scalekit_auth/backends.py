@@ -15,6 +15,7 @@ Then names and email are synced (``SYNC_PROFILE``), the identity row is updated 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -159,4 +160,18 @@ def _sync(user: Any, identity: ScalekitIdentity, claims: dict[str, Any]) -> None
     identity.external_organization_id = claims.get("xoid", "")
     identity.roles = roles
     identity.last_login_at = timezone.now()
+    issued = _issued_at(claims)
+    if issued is not None:
+        # The token states the roles (and profile) as of its issue: a webhook that happened
+        # before it, delivered late, must not overwrite them.
+        identity.roles_event_at = max(filter(None, (identity.roles_event_at, issued)))
+        if app_settings.SYNC_PROFILE:
+            identity.profile_event_at = max(filter(None, (identity.profile_event_at, issued)))
     identity.save()
+
+
+def _issued_at(claims: dict[str, Any]) -> datetime | None:
+    iat = claims.get("iat")
+    if isinstance(iat, bool) or not isinstance(iat, int | float):
+        return None
+    return datetime.fromtimestamp(iat, tz=UTC)

@@ -437,3 +437,23 @@ def test_a_directory_event_without_an_email_is_refused(client, admin_user):
     assert response.json()["detail"] == (
         "organization.directory.user_deleted has no data.email to find the user by"
     )
+
+
+def test_a_membership_event_older_than_the_login_does_not_overwrite_its_roles(client, admin_user):
+    """The login's token states the roles as of its issue; an earlier event arriving late is
+    stale, a later one applies."""
+    org, sk_user, user = admin_user
+    identity = user.scalekit_identity
+    assert identity.roles_event_at is not None
+    before_login = membership_data(org.id, sk_user.id, (org.id, ["member"]))
+
+    detail = outcome(
+        post_event(client, event("evt_1", UPDATED, before_login, org.id, at=occurred(-30)))
+    )
+    user.refresh_from_db()
+    assert "unchanged: the event is older than the last one applied (" in detail
+    assert groups(user) == ["Admins"] and user.is_staff
+
+    outcome(post_event(client, event("evt_2", UPDATED, before_login, org.id, at=occurred(1))))
+    user.refresh_from_db()
+    assert groups(user) == ["Members"] and not user.is_staff
