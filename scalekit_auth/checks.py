@@ -28,6 +28,8 @@ Ids are stable: never renumber one, add the next number instead.
 - ``scalekit_auth.E019``: SESSION_COOKIE_SAMESITE is ``'Strict'``: the browser then sends no
   session cookie on its way back from Scalekit's hosted login, so every callback fails with
   ``state_mismatch``.
+- ``scalekit_auth.E020``: REFRESH_LOCK_TIMEOUT does not outlive the longest refresh (a second
+  request could send the same refresh token while the first is still on its way).
 
 Not checked here because Django's own deploy checks already do: ``SESSION_COOKIE_SECURE``
 (``security.W010``-``W012``) and ``SESSION_COOKIE_HTTPONLY`` (``security.W013``-``W015``).
@@ -43,6 +45,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Warning
+from django.core.exceptions import ImproperlyConfigured
 
 from .backends import scalekit_backend_path
 from .conf import app_settings, names_problem, role_groups_problem
@@ -68,6 +71,7 @@ E016 = "scalekit_auth.E016"
 E017 = "scalekit_auth.E017"
 E018 = "scalekit_auth.E018"
 E019 = "scalekit_auth.E019"
+E020 = "scalekit_auth.E020"
 
 E001_MSG = "Scalekit is not configured: SCALEKIT_AUTH is missing {missing}."
 E001_HINT = (
@@ -171,6 +175,8 @@ E019_HINT = (
     "top-level navigations such as the callback, and still not with cross-site POSTs."
 )
 
+E020_HINT = "Leave REFRESH_LOCK_TIMEOUT out for the default (60 s)."
+
 ENV_VARS = {"CLIENT_SECRET": "SCALEKIT_CLIENT_SECRET", "WEBHOOK_SECRET": "SCALEKIT_WEBHOOK_SECRET"}
 
 
@@ -232,6 +238,16 @@ def check_session_cookie_samesite(app_configs: Any = None, **kwargs: Any) -> lis
     value = settings.SESSION_COOKIE_SAMESITE
     if isinstance(value, str) and value.lower() == "strict":
         return [Error(E019_MSG.format(value=value), hint=E019_HINT, id=E019)]
+    return []
+
+
+def check_refresh_lock_timeout(app_configs: Any = None, **kwargs: Any) -> list:
+    from .session import lock_timeout
+
+    try:
+        lock_timeout()
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), hint=E020_HINT, id=E020)]
     return []
 
 
@@ -376,5 +392,6 @@ ALL = [
     check_cache_alias,
     check_webhook_secret,
     check_event_settings,
+    check_refresh_lock_timeout,
 ]
 DEPLOY = [check_shared_cache]

@@ -38,7 +38,7 @@ def test_every_id_is_documented_in_the_module_docstring():
         for name, value in vars(checks).items()
         if len(name) == 4 and name[0] in "EW" and name[1:].isdigit()
     )
-    assert len(defined) == 18
+    assert len(defined) == 19
     for check_id in defined:
         assert f"``{check_id}``" in checks.__doc__, check_id
 
@@ -63,6 +63,7 @@ def test_every_error_has_a_hint(settings):
         EVENT_THROTTLE_SECONDS=-1,
         STAFF_ROLES="admin",
         ROLE_GROUPS={"admin": "Admins"},
+        REFRESH_LOCK_TIMEOUT=10,
     )
     settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
     settings.SESSION_COOKIE_SAMESITE = "Strict"
@@ -81,6 +82,7 @@ def test_every_error_has_a_hint(settings):
         checks.E017,
         checks.E018,
         checks.E019,
+        checks.E020,
     ]
     assert all(e.hint for e in errors), [e.id for e in errors if not e.hint]
 
@@ -403,3 +405,17 @@ def test_role_groups_of_the_wrong_shape_is_an_error(settings, value, problem):
 def test_role_groups_with_lists_or_tuples_pass(settings):
     configure(settings, ROLE_GROUPS={"admin": ["Administrators"], "member": ("Members",)})
     assert checks.check_role_groups() == []
+
+
+@pytest.mark.parametrize("value", [10, 50, 60.5, "120", True])
+def test_a_refresh_lock_shorter_than_the_longest_refresh_is_refused(settings, value):
+    configure(settings, REFRESH_LOCK_TIMEOUT=value)
+    [error] = checks.check_refresh_lock_timeout()
+    assert (error.id, error.hint) == (checks.E020, checks.E020_HINT)
+    assert f"REFRESH_LOCK_TIMEOUT'] is {value!r}" in error.msg
+
+
+@pytest.mark.parametrize("value", [51, 60, 300])
+def test_a_refresh_lock_outliving_the_longest_refresh_passes(settings, value):
+    configure(settings, REFRESH_LOCK_TIMEOUT=value)
+    assert checks.check_refresh_lock_timeout() == []
