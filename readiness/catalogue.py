@@ -61,7 +61,7 @@ SILENCED_CHECKS_WAIVER = "H05"
 #: The hint of a silenced check whose waiver is not (or no longer) signed off.
 WAIVER_HINT = (
     f"Justify the waiver and sign off {SILENCED_CHECKS_WAIVER} (Waived Django checks justified); "
-    "the sign-off covers the SILENCED_SYSTEM_CHECKS of its day, then run the checks again."
+    "the sign-off covers the SILENCED_SYSTEM_CHECKS of its day and takes effect at once."
 )
 
 S = SectionDef

@@ -37,16 +37,26 @@ class Change:
 
 
 def changes_since_previous(run: CheckRun | None) -> list[Change]:
-    """Probes whose outcome in ``run`` differs from their previous stored outcome."""
+    """Probes whose outcome in ``run`` differs from their previous stored outcome.
+
+    A network probe in a run without network probes did not run: its skip is no change, and
+    such skips are not what a later run is compared with either.
+    """
     if run is None:
         return []
+    network = {p.id for p in all_probes() if p.uses_network}
     changes = []
     for result in run.results.select_related("item").order_by("probe_id"):
+        uses_network = result.probe_id in network
+        if uses_network and not run.network:
+            continue
+        earlier = CheckResult.objects.filter(
+            probe_id=result.probe_id, run__started_at__lt=run.started_at
+        )
+        if uses_network:
+            earlier = earlier.filter(run__network=True)
         previous = (
-            CheckResult.objects.filter(probe_id=result.probe_id, run__started_at__lt=run.started_at)
-            .order_by("-run__started_at", "-pk")
-            .values_list("status", flat=True)
-            .first()
+            earlier.order_by("-run__started_at", "-pk").values_list("status", flat=True).first()
         )
         if previous and previous != result.status:
             changes.append(

@@ -12,6 +12,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from readiness import signoffs
+from readiness.dashboard import changes_since_previous
 from readiness.models import ChecklistItem, CheckResult, CheckRun, ItemStatus, Section
 from readiness.runner import run_checks, select_probes
 from readiness.signoffs import SignOffError
@@ -119,6 +120,16 @@ class TestSkips:
         assert CheckResult.objects.filter(
             run=report.run, probe_id="readiness.E057"
         ).get().status == ("skip")
+        assert "readiness.E057" not in [c.probe_id for c in changes_since_previous(report.run)]
+
+    def test_dashboard_compares_a_network_probe_with_its_last_real_run(self):
+        readiness = {"HEALTH_URL_NAME": "admin:index", "PUBLIC_URL": UNREACHABLE}
+        with production(READINESS=readiness):
+            run_checks(select_probes(items=["A04"]), network=True)
+            run_checks(select_probes(items=["A04"]), network=False)
+            again = run_checks(select_probes(items=["A04"]), network=True)
+        changed = [c.probe_id for c in changes_since_previous(again.run)]
+        assert "readiness.E057" not in changed  # fail, (not run), fail: nothing changed
 
     def test_never_run_network_probe_shows_its_skip(self):
         run_checks(select_probes(items=["N01"]), network=False)
