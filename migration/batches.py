@@ -281,6 +281,8 @@ def claim_batch(run_id: int, kind: str, lo: int, hi: int, token: str | None = No
         users = kind == ImportRecord.Kind.USER and bool(records)
         organizations = load_organizations(run, records) if users else {}
         unavailable_roles = load_unavailable_roles(run, records) if users else {}
+        rechecked = users and any(r.recheck for r in records)
+        created_roles = roles_created_by(run.pk) if rechecked else None
     batch = ClaimedBatch(run_id, kind, token, records)
     if records:
         options = run_options(run)
@@ -292,8 +294,18 @@ def claim_batch(run_id: int, kind: str, lo: int, hi: int, token: str | None = No
             organizations=organizations,
             existing_roles=set(run.options.get("existing_roles", [])),
             unavailable_roles=unavailable_roles,
+            created_roles=created_roles,
         )
     return batch
+
+
+def roles_created_by(run_id: int) -> set[str]:
+    """The roles the run created: what a re-checked user may claim to have added (see
+    ``FlowContext.roles_created_by_run``). Read at claim time, with the rest of the context."""
+    created = ImportRecord.objects.filter(
+        run_id=run_id, kind=ImportRecord.Kind.ROLE, outcome=ImportRecord.Outcome.CREATED
+    )
+    return set(created.values_list("key", flat=True))
 
 
 def send_batch(

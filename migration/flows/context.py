@@ -96,20 +96,15 @@ class FlowContext:
         return [self.default_role]
 
     def roles_created_by_run(self, run_id: int) -> set[str]:
-        """The roles this run created, from its ledger: ``created_roles`` when the batch was
-        given it, else read once per batch, and only when a re-check needs it (the one database
-        read of a sender; ``existing_roles`` cannot tell, a resume plans the roles again)."""
+        """The roles this run created: ``created_roles``, loaded with the batch when one of its
+        records is re-checked; read here only for a record that became a re-check while the
+        batch was being sent (a retry after a lost answer). ``existing_roles`` cannot tell:
+        a resume plans the roles again."""
         if self.created_roles is None:
-            from ..batches import ledger_lock
+            from ..batches import ledger_lock, roles_created_by
 
             with ledger_lock():
-                self.created_roles = set(
-                    ImportRecord.objects.filter(
-                        run_id=run_id,
-                        kind=ImportRecord.Kind.ROLE,
-                        outcome=Outcome.CREATED,
-                    ).values_list("key", flat=True)
-                )
+                self.created_roles = roles_created_by(run_id)
         return self.created_roles
 
 
