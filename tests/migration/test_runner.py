@@ -231,3 +231,21 @@ def test_admin_verify_failure_on_a_thread_is_logged_and_shown_on_the_run(
             time.sleep(0.1)
     assert run.message.startswith("verify failed: Scalekit is not configured: set"), run.message
     assert f"migration: verify of run {run.pk} failed" in caplog.text
+
+
+def test_celery_verify_failure_is_shown_on_the_run(
+    migration_settings, run_factory, record_factory, caplog
+):
+    from migration.tasks import verify_run
+
+    run = run_factory(status=ImportRun.Status.COMPLETED, phase=ImportRun.Phase.DONE)
+    record_factory(run=run, status=Status.SUCCEEDED, outcome="created", scalekit_id="usr_1")
+    unconfigured = {"ENVIRONMENT_URL": "", "CLIENT_ID": "", "CLIENT_SECRET": "", "CA_BUNDLE": ""}
+    with (
+        override_settings(SCALEKIT_AUTH=unconfigured),
+        caplog.at_level(logging.ERROR, logger="migration.runner"),
+    ):
+        verify_run.apply(args=[run.pk])
+    run.refresh_from_db()
+    assert run.message.startswith("verify failed: Scalekit is not configured: set"), run.message
+    assert f"migration: verify of run {run.pk} failed" in caplog.text
