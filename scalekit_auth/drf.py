@@ -19,7 +19,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import QuerySet
 from rest_framework import authentication, exceptions, permissions
 
-from . import events, tokens
+from . import events, rollout, tokens
 from .backends import LinkRefused, resolve_user
 from .context import ScalekitContext
 from .organizations import caller, scope_to_organization
@@ -30,7 +30,9 @@ class ScalekitBearerAuthentication(authentication.BaseAuthentication):
 
     ``request.user`` is the linked Django user (linked or created at first use, by the same
     policy as the login); ``request.auth`` and ``request.scalekit`` are the token's
-    ``ScalekitContext``. A verified token is remembered by its hash until it expires.
+    ``ScalekitContext``. A verified token is remembered by its hash until it expires. With the
+    rollout's kill switch off (the rollback), every bearer token is refused, as every Scalekit
+    session ends.
     """
 
     keyword = "Bearer"
@@ -42,6 +44,11 @@ class ScalekitBearerAuthentication(authentication.BaseAuthentication):
         if len(header) != 2:
             raise exceptions.AuthenticationFailed(
                 "Invalid Authorization header: expected 'Bearer <token>'."
+            )
+        if not rollout.current().enabled:
+            events.record("bearer", False, "kill switch", request=request._request)
+            raise exceptions.AuthenticationFailed(
+                "Scalekit sign-in is switched off on this site (rollback)."
             )
         try:
             claims = tokens.verify_bearer(header[1].decode("ascii"))

@@ -19,6 +19,7 @@ from scalekit_auth.organizations import scope_to_organization
 from scalekit_auth.session import SESSION_KEY
 
 from .conftest import add_user, login
+from .factories import RolloutSettingsFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.scalekit_auth.urls")]
 
@@ -434,3 +435,19 @@ def test_an_id_token_is_not_a_bearer_token(sdk, auth_emulator):
     assert response.status_code == 401
     assert response.json() == {"detail": "Invalid token (not_an_access_token)."}
     assert api_get("/api/me/", access_token(browser)).status_code == 200
+
+
+def test_the_kill_switch_refuses_bearer_tokens_at_once(sdk, auth_emulator):
+    add_user(sdk, "ada@acme.example")
+    token = access_token(browser_login(auth_emulator, "ada@acme.example"))
+    assert api_get("/api/me/", token).status_code == 200
+
+    row = RolloutSettingsFactory(enabled=False)
+    refused = api_get("/api/me/", token)
+    assert refused.status_code == 401
+    assert refused.json()["detail"] == "Scalekit sign-in is switched off on this site (rollback)."
+    assert AuthEvent.objects.filter(kind="bearer", success=False, reason="kill switch").exists()
+
+    row.enabled = True
+    row.save()
+    assert api_get("/api/me/", token).status_code == 200
