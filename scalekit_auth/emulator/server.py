@@ -32,7 +32,7 @@ from .persistence import SqlitePersistence
 from .router import Backends, TLSRouter
 from .services import add_services
 from .signing import KeySet
-from .tls import ensure_certificates, process_certificates
+from .tls import ensure_certificates, names_for_host, process_certificates
 from .web import HTTPServer
 from .webhooks import WebhookSender, new_secret, secret_key
 
@@ -69,7 +69,7 @@ class Emulator:
     ) -> None:
         """The URIs and webhook options are the emulator's configuration (the management
         command's flags): applied on start and again by every ``reset()``. Raises
-        ``ValueError`` for a URI or webhook secret that could not be used. Without
+        ``ValueError`` for a URI, webhook secret or host that could not be used. Without
         ``webhook_secret``, a ``webhook_url`` gets a generated one (``webhook_secret``)."""
         check_uris([*redirect_uris, *post_logout_redirect_uris])
         if initiate_login_uri:
@@ -90,9 +90,11 @@ class Emulator:
         self.client_secret = client_secret
         self.grpc_workers = grpc_workers
         # Without a state directory, the process's one CA: grpc-core trusts only the first
-        # roots file it read, so a second emulator with a new CA would be unreachable.
+        # roots file it read, so a second emulator with a new CA would be unreachable. The
+        # server certificate must name the host clients reach it by (see names_for_host).
+        names = names_for_host(host)
         self.certificates = (
-            ensure_certificates(self.state_dir) if state_dir else process_certificates()
+            ensure_certificates(self.state_dir, names) if state_dir else process_certificates(names)
         )
         self.persistence = (
             SqlitePersistence(self.state_dir / "emulator.sqlite3") if persist else None

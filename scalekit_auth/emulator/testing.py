@@ -42,8 +42,8 @@ def trust(emulator: Emulator) -> None:
             f"this process already trusts another emulator CA, and grpc-core reads its roots "
             f"(GRPC_DEFAULT_SSL_ROOTS_FILE_PATH) once per process: the SDK could not reach the "
             f"emulator with state_dir {emulator.state_dir}. Start it without state_dir, copy "
-            f"ca.pem, server.pem and server.key from {emulator_ca_dir()} into its state_dir "
-            f"first, or run it in its own process."
+            f"ca.pem, ca.key, server.pem and server.key from {emulator_ca_dir()} into its "
+            f"state_dir first, or run it in its own process."
         )
     _grpc_ca = ca
     os.environ["REQUESTS_CA_BUNDLE"] = str(emulator.ca_path)

@@ -25,7 +25,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(
-            "--host", default="localhost", help="host to bind and advertise (default localhost)"
+            "--host",
+            default="localhost",
+            help="host to bind and advertise (default localhost); the server certificate names "
+            "it too, and for 0.0.0.0 or :: also this machine's hostname",
         )
         parser.add_argument(
             "--port", type=int, default=8443, help="port (0 picks a free one; default 8443)"
