@@ -29,11 +29,17 @@ from .directory import Directory
 from .signing import KeySet
 
 CLIENT_KIND = "client"
-# Expired codes and management tokens are dropped once there are more than this many.
+# Expired codes and management tokens are dropped at once when there are more than this many,
+# and everything expired (refresh tokens and sessions too) every PURGE_INTERVAL seconds.
 PURGE_ABOVE = 10_000
+PURGE_INTERVAL = 60
 # How long a revoked refresh-token family is remembered: longer than any token response takes
 # to build, so a rotation in flight when its family was revoked cannot add a token to it.
 REVOKED_FAMILY_MEMORY = 300
+# The longest token lifetime the control API accepts (366 days), and the longest refresh reuse
+# grace (an hour; the real service is said to allow about 30 s).
+MAX_LIFETIME = 366 * 24 * 3600
+MAX_REUSE_GRACE = 3600
 # The environment's password/passwordless connection: the first ``amr`` entry of an ID token.
 DEFAULT_CONNECTION_ID = "conn_000000000000000001"
 
@@ -63,11 +69,19 @@ class Lifetimes:
     refresh_reuse_grace: int = 0
 
     def update(self, data: dict[str, Any]) -> None:
+        """Set the lifetimes in ``data``: all of them, or none when one is refused
+        (``ValueError`` naming it)."""
         for name, value in data.items():
             if name not in self.__dataclass_fields__:
-                raise ValueError(f"unknown token lifetime {name!r}")
-            if not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a non-negative integer of seconds")
+                raise ValueError(
+                    f"unknown token lifetime {name!r}; one of {', '.join(self.__dataclass_fields__)}"
+                )
+            limit = MAX_REUSE_GRACE if name == "refresh_reuse_grace" else MAX_LIFETIME
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+                raise ValueError(
+                    f"{name} must be a whole number of seconds between 0 and {limit}, not {value!r}"
+                )
+        for name, value in data.items():
             setattr(self, name, value)
 
 
@@ -85,6 +99,7 @@ class AuthorizeRequest:
     client_id: str
     redirect_uri: str
     scope: str
+    response_type: str = ""
     state: str = ""
     nonce: str = ""
     login_hint: str = ""
@@ -98,6 +113,7 @@ class AuthorizeRequest:
         "client_id",
         "redirect_uri",
         "scope",
+        "response_type",
         "state",
         "nonce",
         "login_hint",
@@ -120,6 +136,7 @@ class Session:
     connection_id: str
     created_at: float
     active: bool = True
+    ended_at: float | None = None
 
 
 @dataclass
@@ -192,6 +209,7 @@ class AuthServer:
         # family -> when it was revoked; see REVOKED_FAMILY_MEMORY.
         self._revoked_families: dict[str, float] = {}
         self._management: dict[str, float] = {}
+        self._next_purge = 0.0
 
     # -- client registration ---------------------------------------------------------------
 
@@ -250,6 +268,64 @@ class AuthServer:
             self._management.clear()
             self.lifetimes = Lifetimes()
 
+    # -- forgetting what expired -----------------------------------------------------------
+
+    def purge_expired(self, now: float | None = None) -> dict[str, int]:
+        """Forget what can no longer be used at ``now`` (default: the clock); return how many of
+        each kind were dropped. Also run every ``PURGE_INTERVAL`` seconds by the token and
+        login paths, so a long-running emulator's memory follows its live state."""
+        with self._lock:
+            return self._purge(time.time() if now is None else now)
+
+    def _purge_if_due(self, now: float) -> None:
+        """Purge at most once every ``PURGE_INTERVAL`` seconds (under the lock)."""
+        if now >= self._next_purge:
+            self._next_purge = now + PURGE_INTERVAL
+            self._purge(now)
+
+    def _purge(self, now: float) -> dict[str, int]:
+        """Drop expired refresh tokens, codes and management tokens, revoked families past
+        ``REVOKED_FAMILY_MEMORY``, and sessions that are over (under the lock).
+
+        A session is over when no live refresh token or code refers to it and it either ended
+        more than ``REVOKED_FAMILY_MEMORY`` seconds ago (kept that long so a logout can still
+        name it) or started more than the refresh-token lifetime ago: the emulator has no
+        separate session lifetime, so a browser session without tokens lasts that long.
+        """
+        before = {
+            "refresh_tokens": len(self._refresh),
+            "codes": len(self._codes),
+            "management_tokens": len(self._management),
+            "revoked_families": len(self._revoked_families),
+            "sessions": len(self._sessions),
+        }
+        self._refresh = {v: t for v, t in self._refresh.items() if t.expires_at >= now}
+        self._codes = {k: c for k, c in self._codes.items() if c.expires_at >= now}
+        self._management = {t: exp for t, exp in self._management.items() if exp > now}
+        self._revoked_families = {
+            f: at for f, at in self._revoked_families.items() if now - at < REVOKED_FAMILY_MEMORY
+        }
+        in_use = {t.session.sid for t in self._refresh.values()}
+        in_use.update(c.session.sid for c in self._codes.values())
+        session_lifetime = self.lifetimes.refresh_token
+
+        def over(session: Session) -> bool:
+            if session.sid in in_use:
+                return False
+            if session.ended_at is not None:
+                return now - session.ended_at >= REVOKED_FAMILY_MEMORY
+            return now - session.created_at >= session_lifetime
+
+        self._sessions = {sid: s for sid, s in self._sessions.items() if not over(s)}
+        after = {
+            "refresh_tokens": len(self._refresh),
+            "codes": len(self._codes),
+            "management_tokens": len(self._management),
+            "revoked_families": len(self._revoked_families),
+            "sessions": len(self._sessions),
+        }
+        return {kind: before[kind] - after[kind] for kind in before}
+
     # -- client authentication and management tokens ---------------------------------------
 
     def authenticate_client(self, client_id: str, client_secret: str) -> None:
@@ -276,6 +352,7 @@ class AuthServer:
             }
         )
         with self._lock:
+            self._purge_if_due(now)
             if len(self._management) > PURGE_ABOVE:
                 self._management = {t: exp for t, exp in self._management.items() if exp > now}
             self._management[token] = now + lifetime
@@ -328,7 +405,16 @@ class AuthServer:
         return with_query(request.redirect_uri, params)
 
     def precheck(self, request: AuthorizeRequest) -> str | None:
-        """Errors that go back to the (now trusted) redirect URI, or None."""
+        """Errors that go back to the (now trusted) redirect URI, or None. Checked on the
+        login page's GET and again on its POST, which a client can send by itself."""
+        if not request.response_type:
+            return self.redirect_error(request, "invalid_request", "response_type is required")
+        if request.response_type != "code":
+            return self.redirect_error(
+                request,
+                "unsupported_response_type",
+                f"response_type {request.response_type!r} is not supported; use code",
+            )
         if request.code_challenge and request.code_challenge_method not in ("", "S256", "plain"):
             return self.redirect_error(
                 request, "invalid_request", "unsupported code_challenge_method"
@@ -378,6 +464,7 @@ class AuthServer:
             created_at=time.time(),
         )
         with self._lock:
+            self._purge_if_due(session.created_at)
             self._sessions[session.sid] = session
         self.directory.record_login(user.id)
         return session, self.issue_code(request, session)
@@ -386,6 +473,7 @@ class AuthServer:
         code = secrets.token_urlsafe(32)
         now = time.time()
         with self._lock:
+            self._purge_if_due(now)
             if len(self._codes) > PURGE_ABOVE:
                 self._codes = {k: c for k, c in self._codes.items() if c.expires_at > now}
             self._codes[code] = Code(request, session, now + self.lifetimes.code)
@@ -434,15 +522,19 @@ class AuthServer:
             raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
 
     def refresh(self, form: dict[str, str]) -> dict[str, Any]:
+        """Rotate a refresh token. A token already rotated counts as reused unless it comes
+        back within ``refresh_reuse_grace`` seconds of its rotation; with the default grace of
+        0 any second use is a reuse, even at the same clock reading (the clock is read under
+        the lock, so concurrent uses are ordered)."""
         value = form.get("refresh_token", "")
-        now = time.time()
         with self._lock:
+            now = time.time()
+            self._purge_if_due(now)
             token = self._refresh.get(value)
             if token is None or token.expires_at < now:
                 raise OAuthError("invalid_grant", "refresh token is invalid or expired")
-            reused = (
-                token.rotated_at is not None
-                and now - token.rotated_at > self.lifetimes.refresh_reuse_grace
+            reused = token.rotated_at is not None and not (
+                0 <= now - token.rotated_at < self.lifetimes.refresh_reuse_grace
             )
             if reused:
                 # Reuse of a rotated token: treat the whole family as stolen.
@@ -565,6 +657,10 @@ class AuthServer:
                 "at_hash": _b64url_sha256_half(access_token),
             }
         )
+        # Profile claims Scalekit sends when the profile has them (wire doc 3.1).
+        for claim in ("picture", "locale", "preferred_username"):
+            if getattr(profile, claim):
+                claims[claim] = getattr(profile, claim)
         if code:
             claims["c_hash"] = _b64url_sha256_half(code)
         if nonce:
@@ -605,8 +701,9 @@ class AuthServer:
     def end_session(self, sid: str) -> None:
         with self._lock:
             session = self._sessions.get(sid)
-            if session is not None:
+            if session is not None and session.active:
                 session.active = False
+                session.ended_at = time.time()
             self._revoke_session_tokens(sid)
 
     def idp_initiated_token(

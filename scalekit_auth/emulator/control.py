@@ -22,6 +22,7 @@ import grpc
 import requests
 
 from .authserver import with_query
+from .webhooks import MAX_RECORDED
 
 if TYPE_CHECKING:
     from .server import Emulator
@@ -42,9 +43,11 @@ ENDPOINTS = {
     (
         "POST",
         "keys/rotate",
-    ): '{"grace_seconds": 300}: a new signing key; the old one stays in /keys for the grace period',
+    ): '{"grace_seconds": 300}: a new signing key; the old one stays in /keys for the grace '
+    "period (0 to 30 days)",
     ("POST", "token-lifetimes"): '{"access_token": 299, "id_token": 299, "refresh_token": ..., '
-    '"code": 600, "management_token": 86399, "refresh_reuse_grace": 0} in seconds',
+    '"code": 600, "management_token": 86399, "refresh_reuse_grace": 0} in whole seconds (at '
+    "most 366 days; the reuse grace at most 3600); all applied, or none when one is refused",
     ("POST", "faults"): '{"rate_limit_rps": 50, "rate_limit_burst": 50, "latency_ms": 20, '
     '"unavailable_ratio": 0.1, "methods": ["CreateUserAndMembership"]} replaces the faults',
     ("DELETE", "faults"): "removes every fault",
@@ -52,7 +55,8 @@ ENDPOINTS = {
     ("POST", "counters/reset"): "zeroes the counters",
     ("GET", "emails"): "invitation emails that would have been sent",
     ("POST", "webhooks"): '{"url": "https://...", "secret": "whsec_..."} delivers events there',
-    ("GET", "webhooks/deliveries"): "every delivery with its attempts and status",
+    ("GET", "webhooks/deliveries"): f"the last {MAX_RECORDED:,} deliveries with their attempts "
+    'and status, and "forgotten": how many older ones are no longer recorded',
     ("POST", "duplicates"): '{"organization_external_id": "ALREADY_EXISTS", "user_email": ..., '
     '"user_external_id": ...}: the gRPC status a duplicate gets (default INVALID_ARGUMENT)',
     (
@@ -65,6 +69,11 @@ ENDPOINTS = {
         "sessions/end",
     ): '{"sid": "ses_..."} ends an emulated session (its refresh tokens stop working)',
 }
+
+
+def _refuse_constant(name: str) -> Any:
+    """Python's json accepts NaN and Infinity; JSON (and every option here) does not."""
+    raise ValueError(f"{name} is not a JSON number: every number must be finite")
 
 
 class ControlAPI:
@@ -82,7 +91,7 @@ class ControlAPI:
             handler._json(404, {"error": f"no control endpoint {method} /_emulator/{path}"})
             return
         try:
-            body = json.loads(handler._body() or b"{}")
+            body = json.loads(handler._body() or b"{}", parse_constant=_refuse_constant)
             if not isinstance(body, dict):
                 raise ValueError("the request body must be a JSON object")
             name = path.replace("/", "_").replace("-", "_") or "index"
@@ -120,7 +129,7 @@ class ControlAPI:
         }
 
     def post_keys_rotate(self, body: dict[str, Any]) -> dict[str, Any]:
-        old, new = self.emulator.keys.rotate(float(body.get("grace_seconds", 300)))
+        old, new = self.emulator.keys.rotate(body.get("grace_seconds", 300))
         return {
             "old_kid": old.kid,
             "new_kid": new.kid,
@@ -156,7 +165,8 @@ class ControlAPI:
         return {"url": body["url"]}
 
     def get_webhooks_deliveries(self, body: dict[str, Any]) -> dict[str, Any]:
-        return {"deliveries": self.emulator.webhooks.snapshot()}
+        webhooks = self.emulator.webhooks
+        return {"deliveries": webhooks.snapshot(), "forgotten": webhooks.forgotten}
 
     def post_duplicates(self, body: dict[str, Any]) -> dict[str, Any]:
         statuses = self.emulator.directory.duplicate_status

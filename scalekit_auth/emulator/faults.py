@@ -9,12 +9,22 @@ some calls (gRPC method names such as ``CreateUserAndMembership``, or HTTP paths
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+# The largest value each numeric fault option accepts: a 2-minute latency outlasts any client
+# timeout worth testing, and a ratio is at most 1.
+LIMITS = {
+    "rate_limit_rps": 1_000_000,
+    "rate_limit_burst": 1_000_000,
+    "latency_ms": 120_000,
+    "unavailable_ratio": 1,
+}
 
 
 class TokenBucket:
@@ -55,12 +65,14 @@ class FaultConfig:
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown fault options: {', '.join(sorted(unknown))}")
-        for name in ("rate_limit_rps", "rate_limit_burst", "latency_ms", "unavailable_ratio"):
+        for name, limit in LIMITS.items():
             value = data.get(name, 0)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"{name} must be a number, not {value!r}")
             if value < 0:
                 raise ValueError(f"{name} must not be negative")
+            if not math.isfinite(value) or value > limit:
+                raise ValueError(f"{name} must be between 0 and {limit}, not {value!r}")
         methods = data.get("methods", [])
         if not isinstance(methods, list) or not all(isinstance(m, str) and m for m in methods):
             raise ValueError(
@@ -68,8 +80,6 @@ class FaultConfig:
                 '["CreateUserAndMembership", "/oauth/token"]'
             )
         config = cls(**data)
-        if config.unavailable_ratio > 1:
-            raise ValueError("unavailable_ratio must be between 0 and 1")
         if config.rate_limit_burst and not config.rate_limit_rps:
             raise ValueError("rate_limit_burst needs rate_limit_rps (the refill rate)")
         if config.rate_limit_rps and config.rate_limit_burst and config.rate_limit_burst < 1:

@@ -8,6 +8,7 @@ caches the JWKS for the life of its process; our own verifier refetches on an un
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +21,19 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from . import ids
 
 KIND = "signing_key"
+# The longest grace period a rotated key may stay published (30 days).
+MAX_GRACE_SECONDS = 30 * 24 * 3600
+
+
+def check_grace_seconds(value: Any) -> float:
+    """``value`` as a grace period in seconds; ``ValueError`` says what is wrong with it."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"grace_seconds must be a number of seconds, not {value!r}")
+    if not math.isfinite(value) or not 0 <= value <= MAX_GRACE_SECONDS:
+        raise ValueError(
+            f"grace_seconds must be between 0 and {MAX_GRACE_SECONDS} (30 days), not {value!r}"
+        )
+    return float(value)
 
 
 @dataclass
@@ -94,20 +108,30 @@ class KeySet:
         if self._persistence is not None:
             self._persistence.save(KIND, key.kid, key.dumps())
 
-    @property
-    def active(self) -> SigningKey:
+    def _active(self) -> SigningKey:
+        """The signing key (under the lock: a rotation is one swap, never seen half done)."""
         return next(k for k in reversed(self._keys) if k.retired_at is None)
 
-    def rotate(self, grace_seconds: float) -> tuple[SigningKey, SigningKey]:
-        """Make a new key the signer; the old one stays published for ``grace_seconds``."""
+    @property
+    def active(self) -> SigningKey:
         with self._lock:
-            old = self.active
+            return self._active()
+
+    def rotate(self, grace_seconds: float) -> tuple[SigningKey, SigningKey]:
+        """Make a new key the signer; the old one stays published for ``grace_seconds``.
+
+        The new key is generated before the lock is taken (it takes tens of milliseconds), so
+        tokens minted meanwhile are signed by the old key and never find no signer.
+        """
+        grace_seconds = check_grace_seconds(grace_seconds)
+        new = SigningKey.generate()
+        with self._lock:
+            old = self._active()
             old.retired_at = time.time()
             old.published_until = old.retired_at + grace_seconds
             self._save(old)
-            new = SigningKey.generate()
             self._add(new)
-            return old, new
+        return old, new
 
     def published(self) -> list[SigningKey]:
         now = time.time()
@@ -142,7 +166,7 @@ class KeySet:
     def reset(self) -> None:
         """Drop every key but the active one (a test reset keeps one stable signer)."""
         with self._lock:
-            active = self.active
+            active = self._active()
             for key in self._keys:
                 if key is not active and self._persistence is not None:
                     self._persistence.delete(KIND, key.kid)

@@ -7,6 +7,7 @@ it at ``https://<host>:<port>`` like the real environment URL.
 from __future__ import annotations
 
 import base64
+import binascii
 import html
 import json
 import logging
@@ -16,7 +17,7 @@ from http import HTTPStatus
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from .authserver import OAuthError
 
@@ -27,6 +28,27 @@ logger = logging.getLogger("scalekit_auth.emulator")
 
 SESSION_COOKIE = "sk_emulator_session"
 CONTROL_PREFIX = "/_emulator/"
+
+
+class BadRequest(Exception):
+    """A request the emulator cannot read (answered 400 with the message)."""
+
+
+def basic_credentials(header: str) -> tuple[str, str]:
+    """The client id and secret of an ``Authorization: Basic`` header, each URL-decoded as
+    RFC 6749 section 2.3.1 asks. Raises ``OAuthError`` (401 invalid_client) when malformed."""
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise OAuthError(
+            "invalid_client", "the Basic authorization header is not base64 of id:secret", 401
+        ) from exc
+    client_id, colon, client_secret = decoded.partition(":")
+    if not colon:
+        raise OAuthError(
+            "invalid_client", "the Basic authorization header has no ':' between id and secret", 401
+        )
+    return unquote_plus(client_id), unquote_plus(client_secret)
 
 
 class HTTPServer(ThreadingHTTPServer):
@@ -68,7 +90,12 @@ class Handler(BaseHTTPRequestHandler):
         return path, dict(parse_qsl(parts.query, keep_blank_values=True))
 
     def _body(self) -> bytes:
-        length = int(self.headers.get("content-length") or 0)
+        raw = self.headers.get("content-length") or "0"
+        if not raw.isdigit():
+            # The rest of the connection cannot be framed: answer, then close it.
+            self.close_connection = True
+            raise BadRequest(f"content-length {raw!r} is not a number of bytes")
+        length = int(raw)
         return self.rfile.read(length) if length else b""
 
     def _form(self) -> dict[str, str]:
@@ -152,6 +179,8 @@ class Handler(BaseHTTPRequestHandler):
             if self._faulted(path):
                 return
             route(self, query)
+        except BadRequest as exc:
+            self._json(400, {"error": "invalid_request", "error_description": str(exc)})
         except BrokenPipeError:
             pass
         except Exception:
@@ -199,7 +228,7 @@ class Handler(BaseHTTPRequestHandler):
             client_id, client_secret = form.get("client_id", ""), form.get("client_secret", "")
             basic = self.headers.get("authorization", "")
             if not client_secret and basic.lower().startswith("basic "):
-                client_id, _, client_secret = base64.b64decode(basic[6:]).decode().partition(":")
+                client_id, client_secret = basic_credentials(basic)
             auth.authenticate_client(client_id, client_secret)
             grant = form.get("grant_type", "")
             if grant == "client_credentials":
@@ -211,7 +240,9 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 raise OAuthError("unsupported_grant_type", f"grant_type {grant!r} is not supported")
         except OAuthError as exc:
-            self._json(exc.status, exc.body())
+            # RFC 6749 5.2: a 401 names the scheme the client may authenticate with.
+            headers = {"www-authenticate": 'Basic realm="scalekit"'} if exc.status == 401 else None
+            self._json(exc.status, exc.body(), headers)
             return
         self._json(200, body)
 
@@ -263,6 +294,10 @@ class Handler(BaseHTTPRequestHandler):
             request = auth.validate_authorize(form)
         except OAuthError as exc:
             self._page(400, exc.error, f"<p class=error>{html.escape(exc.description)}</p>")
+            return
+        error_redirect = auth.precheck(request)
+        if error_redirect:
+            self._redirect(error_redirect)
             return
         try:
             session, location = auth.login(request, form.get("email", ""))

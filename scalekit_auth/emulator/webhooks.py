@@ -2,8 +2,11 @@
 checks: ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature: v1,<base64 HMAC-SHA256 of
 "{id}.{timestamp}.{body}">``, keyed with the base64 part of a ``whsec_...`` secret.
 
-Events are queued and sent by one background thread, retried with back-off on failure
-(``retry_delays``), and every attempt is recorded so tests can look at what was delivered.
+Events are queued and sent by one background thread over one HTTP session (connections to the
+receiver are reused), retried with back-off on failure (``retry_delays``). The last
+``MAX_RECORDED`` (1,000) deliveries are recorded, payload and attempts, so tests can look at what
+was delivered; older records are forgotten and counted (``forgotten``), so a long import does not
+keep every event in memory. Events not sent yet stay queued (as their JSON text) until they are.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
+import http.cookiejar
 import json
 import logging
 import os
 import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +32,9 @@ import requests
 from . import ids
 
 logger = logging.getLogger("scalekit_auth.emulator")
+
+# How many deliveries (with their payloads) are kept for inspection.
+MAX_RECORDED = 1_000
 
 
 def secret_key(secret: str) -> bytes:
@@ -72,15 +80,27 @@ class Delivery:
     status: int | None = None
     error: str = ""
     delivered: bool = False
-    payload: dict[str, Any] = field(default_factory=dict)
+    # The payload as sent, serialized once: a queued event costs its JSON text, not a tree of
+    # dicts (an import of 20,000 users queues that many events faster than they are sent).
+    body: str = field(default="", repr=False)
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return json.loads(self.body) if self.body else {}
 
 
 class WebhookSender:
-    def __init__(self, retry_delays: tuple[float, ...] = (0.5, 2.0, 5.0)) -> None:
+    def __init__(
+        self, retry_delays: tuple[float, ...] = (0.5, 2.0, 5.0), max_recorded: int = MAX_RECORDED
+    ) -> None:
+        if max_recorded < 1:
+            raise ValueError(f"max_recorded must be at least 1, not {max_recorded!r}")
         self.url = ""
         self.secret = ""
         self.retry_delays = retry_delays
-        self.deliveries: list[Delivery] = []
+        # The last max_recorded deliveries; `forgotten` counts those that fell out.
+        self.deliveries: deque[Delivery] = deque(maxlen=max_recorded)
+        self.forgotten = 0
         self._queue: queue.Queue[Delivery | None] = queue.Queue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -126,26 +146,31 @@ class WebhookSender:
             url=self.url,
             secret=self.secret,
             generation=self._generation,
-            payload=payload,
+            body=json.dumps(payload, separators=(",", ":")),
         )
         with self._lock:
+            if len(self.deliveries) == self.deliveries.maxlen:
+                self.forgotten += 1
             self.deliveries.append(delivery)
         self._queue.put(delivery)
 
     def _run(self) -> None:
-        while True:
-            delivery = self._queue.get()
-            if delivery is None:
-                return
-            try:
-                self._deliver(delivery)
-            except Exception as exc:
-                # Recorded on the delivery; the one sender thread must outlive any one event.
-                delivery.error = f"emulator error: {type(exc).__name__}: {exc}"
-                logger.exception("emulator: webhook delivery %s failed", delivery.event_id)
+        with requests.Session() as session:
+            # A webhook sender sends no cookies back to the receiver.
+            session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+            while True:
+                delivery = self._queue.get()
+                if delivery is None:
+                    return
+                try:
+                    self._deliver(delivery, session)
+                except Exception as exc:
+                    # Recorded on the delivery; the one sender thread must outlive any one event.
+                    delivery.error = f"emulator error: {type(exc).__name__}: {exc}"
+                    logger.exception("emulator: webhook delivery %s failed", delivery.event_id)
 
-    def _deliver(self, delivery: Delivery) -> None:
-        body = json.dumps(delivery.payload, separators=(",", ":"))
+    def _deliver(self, delivery: Delivery, session: requests.Session) -> None:
+        body = delivery.body
         for delay in (0.0, *self.retry_delays):
             if delay:
                 time.sleep(delay)
@@ -161,7 +186,7 @@ class WebhookSender:
             }
             delivery.attempts += 1
             try:
-                response = requests.post(
+                response = session.post(
                     delivery.url, data=body.encode(), headers=headers, timeout=10
                 )
                 delivery.status = response.status_code
@@ -173,6 +198,7 @@ class WebhookSender:
                 delivery.error = str(exc)
 
     def snapshot(self) -> list[dict[str, Any]]:
+        """The recorded deliveries, oldest first (at most ``max_recorded``)."""
         with self._lock:
             return [
                 {
@@ -190,4 +216,5 @@ class WebhookSender:
         with self._lock:
             self._generation += 1
             self.deliveries.clear()
+            self.forgotten = 0
         self.url = self.secret = ""

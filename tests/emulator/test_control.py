@@ -107,6 +107,65 @@ def test_fault_options_of_the_wrong_type_are_refused_naming_the_option(
     assert fresh_emulator.faults.snapshot()["faults"]["methods"] == ["ListOrganization"]
 
 
+def post_raw(emulator, path: str, body: str) -> requests.Response:
+    """A control call with a body as written (NaN and Infinity are not JSON, so the
+    ControlClient, which encodes with json, cannot send them)."""
+    return requests.post(
+        f"{emulator.url}/_emulator/{path}",
+        data=body,
+        headers={"content-type": "application/json"},
+        verify=emulator.ca_path,
+        timeout=5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "reason"),
+    [
+        ("faults", '{"latency_ms": Infinity}', "Infinity is not a JSON number"),
+        ("faults", '{"unavailable_ratio": NaN}', "NaN is not a JSON number"),
+        ("faults", '{"latency_ms": 1e400}', "latency_ms must be between 0 and 120000, not inf"),
+        ("faults", '{"rate_limit_rps": 1e7}', "rate_limit_rps must be between 0 and 1000000"),
+        ("keys/rotate", '{"grace_seconds": NaN}', "NaN is not a JSON number"),
+        ("keys/rotate", '{"grace_seconds": -1}', "grace_seconds must be between 0 and 2592000"),
+        ("keys/rotate", '{"grace_seconds": 1e400}', "grace_seconds must be between 0 and"),
+        ("keys/rotate", '{"grace_seconds": "60"}', "grace_seconds must be a number of seconds"),
+        ("token-lifetimes", '{"code": -Infinity}', "-Infinity is not a JSON number"),
+    ],
+)
+def test_numbers_that_are_not_finite_or_out_of_range_are_refused(
+    fresh_emulator, path, body, reason
+):
+    kids = [k.kid for k in fresh_emulator.keys.published()]
+    answer = post_raw(fresh_emulator, path, body)
+    assert answer.status_code == 400 and reason in answer.json()["error"]
+    # Nothing applied: no fault, and the signing key neither rotated nor withdrawn.
+    assert fresh_emulator.faults.snapshot()["faults"]["latency_ms"] == 0
+    assert fresh_emulator.faults.snapshot()["faults"]["unavailable_ratio"] == 0
+    assert [k.kid for k in fresh_emulator.keys.published()] == kids
+
+
+def test_python_callers_get_the_same_checks(fresh_emulator):
+    with pytest.raises(ValueError, match="latency_ms must be between 0 and 120000, not inf"):
+        fresh_emulator.faults.configure({"latency_ms": float("inf")})
+    with pytest.raises(ValueError, match="grace_seconds must be between 0 and .*not nan"):
+        fresh_emulator.keys.rotate(float("nan"))
+
+
+def test_token_lifetimes_are_all_applied_or_none(fresh_emulator):
+    with pytest.raises(RuntimeError, match="400 .*code must be a whole number of seconds"):
+        fresh_emulator.control.set_token_lifetimes(access_token=5, code=-1)
+    with pytest.raises(
+        RuntimeError, match="400 .*refresh_reuse_grace must be .* and 3600, not 7200"
+    ):
+        fresh_emulator.control.set_token_lifetimes(access_token=5, refresh_reuse_grace=7200)
+    with pytest.raises(RuntimeError, match="400 .*access_token must be .*, not True"):
+        fresh_emulator.control.set_token_lifetimes(access_token=True)
+    assert fresh_emulator.auth.lifetimes.access_token == 299
+    applied = fresh_emulator.control.set_token_lifetimes(access_token=5, code=30)
+    assert (applied["access_token"], applied["code"]) == (5, 30)
+
+
 def test_fault_methods_match_whole_names_only(sdk, fresh_emulator):
     fresh_emulator.control.set_faults(unavailable_ratio=1.0, methods=["CreateOrg", "/oauth"])
     create_org(sdk)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import socket
+import ssl
 import threading
 import time
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 import pytest
@@ -17,6 +20,7 @@ from scalekit.common.scalekit import (
     LogoutUrlOptions,
     TokenValidationOptions,
 )
+from scalekit.v1.users import users_pb2
 
 from scalekit_auth.emulator.testing import hosted_login
 
@@ -200,8 +204,9 @@ def test_prompt_none_needs_a_session_and_reuses_it(sdk, registered, org_and_user
 
 def test_key_rotation_keeps_old_tokens_valid_during_the_grace_period(sdk, registered, org_and_user):
     before = exchange(sdk, login(sdk, registered)["code"][0])
-    rotated_at = time.monotonic()
     rotation = registered.control.rotate_keys(grace_seconds=3)
+    # The grace period starts when the new key takes over, at the latest when the call returns.
+    rotated_at = time.monotonic()
     # As with the real service, an SDK client that already cached the JWKS never refetches it:
     # the new kid is a bare KeyError (scalekit_auth verifies tokens itself for this reason).
     with pytest.raises(KeyError, match=rotation["new_kid"]):
@@ -268,3 +273,159 @@ def test_concurrent_reuse_of_a_refresh_token_leaves_no_working_token(sdk, regist
                     with pytest.raises(ScalekitBadRequestException, match="invalid"):
                         sdk.refresh_access_token(issued)
     assert reuse_seen == 10
+
+
+def test_id_token_carries_picture_locale_and_username_when_the_profile_has_them(
+    sdk, registered, org_and_user
+):
+    org, _ = org_and_user
+    sdk.users.create_user_and_membership(
+        org.id,
+        users_pb2.CreateUser(
+            email="grace@acme.example",
+            user_profile=users_pb2.CreateUserProfile(
+                given_name="Grace",
+                locale="en-GB",
+                preferred_username="ghopper",
+                picture="https://img.example/grace.png",
+            ),
+        ),
+        send_invitation_email=False,
+    )
+    with_profile = claims(
+        registered,
+        exchange(sdk, login(sdk, registered, "grace@acme.example")["code"][0])["id_token"],
+    )
+    assert (
+        with_profile["picture"],
+        with_profile["locale"],
+        with_profile["preferred_username"],
+    ) == ("https://img.example/grace.png", "en-GB", "ghopper")
+    without = claims(registered, exchange(sdk, login(sdk, registered)["code"][0])["id_token"])
+    assert not {"picture", "locale", "preferred_username"} & set(without)
+
+
+def test_key_rotations_while_tokens_are_minted_never_fail_a_token_request(fresh_emulator):
+    """The new key is made before the swap: a token minted during a rotation is signed by the
+    old key or the new one, never by none (that was an HTTP 500)."""
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def mint():
+        with requests.Session() as browser:
+            while not stop.is_set():
+                answer = browser.post(
+                    f"{fresh_emulator.url}/oauth/token",
+                    data={
+                        "grant_type": "client_credentials",
+                        "client_id": fresh_emulator.client_id,
+                        "client_secret": fresh_emulator.client_secret,
+                    },
+                    verify=fresh_emulator.ca_path,
+                    timeout=10,
+                )
+                statuses.append(answer.status_code)
+
+    threads = [threading.Thread(target=mint) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(5):
+            fresh_emulator.control.rotate_keys(grace_seconds=60)
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    assert statuses and set(statuses) == {200}
+
+
+def authorize_query(registered, **params) -> dict[str, str]:
+    return {
+        "client_id": registered.client_id,
+        "redirect_uri": CALLBACK,
+        "scope": "openid email",
+        "response_type": "code",
+        "state": "st-1",
+        **params,
+    }
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"scope": "email"}, "invalid_scope"),
+        ({"response_type": "token"}, "unsupported_response_type"),
+        ({"response_type": ""}, "invalid_request"),
+        ({"code_challenge": "x" * 43, "code_challenge_method": "S512"}, "invalid_request"),
+    ],
+)
+def test_the_login_forms_post_is_checked_as_its_get_is(registered, org_and_user, params, error):
+    """A client can POST the form without loading the page: it gets the GET's answer."""
+    query = authorize_query(registered, **params)
+    page = requests.get(
+        f"{registered.url}/oauth/authorize?{urlencode(query)}",
+        verify=registered.ca_path,
+        allow_redirects=False,
+        timeout=5,
+    )
+    posted = requests.post(
+        f"{registered.url}/oauth/authorize",
+        data={**query, "email": "ada@acme.example"},
+        verify=registered.ca_path,
+        allow_redirects=False,
+        timeout=5,
+    )
+    for answer in (page, posted):
+        assert answer.status_code == 302
+        found = parse_qs(urlsplit(answer.headers["location"]).query)
+        assert found["error"] == [error] and found["state"] == ["st-1"] and "code" not in found
+
+
+def token_request(emulator, authorization: str) -> requests.Response:
+    return requests.post(
+        f"{emulator.url}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers={"authorization": authorization},
+        verify=emulator.ca_path,
+        timeout=5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        ("Basic !!!not-base64", "not base64 of id:secret"),
+        ("Basic " + base64.b64encode(b"\xff\xfe:secret").decode(), "not base64 of id:secret"),
+        ("Basic " + base64.b64encode(b"no-colon").decode(), "no ':' between id and secret"),
+    ],
+)
+def test_a_malformed_basic_header_is_401_invalid_client(fresh_emulator, header, reason):
+    answer = token_request(fresh_emulator, header)
+    assert answer.status_code == 401 and answer.headers["www-authenticate"].startswith("Basic")
+    body = answer.json()
+    assert body["error"] == "invalid_client" and reason in body["error_description"]
+
+
+def test_basic_credentials_are_url_decoded(fresh_emulator):
+    """RFC 6749 2.3.1: id and secret are form-urlencoded before they are joined by ':'."""
+    encoded = "".join(f"%{ord(c):02X}" for c in fresh_emulator.client_secret)
+    pair = f"{fresh_emulator.client_id}:{encoded}".encode()
+    answer = token_request(fresh_emulator, "Basic " + base64.b64encode(pair).decode())
+    assert answer.status_code == 200 and answer.json()["token_type"] == "Bearer"
+
+
+def test_an_unreadable_content_length_is_a_400(fresh_emulator):
+    context = ssl.create_default_context(cafile=str(fresh_emulator.ca_path))
+    context.set_alpn_protocols(["http/1.1"])
+    with (
+        socket.create_connection(("localhost", fresh_emulator.port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        tls.sendall(b"POST /oauth/token HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+        answer = b""
+        while chunk := tls.recv(65536):  # the server closes: the body cannot be framed
+            answer += chunk
+    answer = answer.decode()
+    assert answer.startswith("HTTP/1.1 400 ")
+    assert "content-length 'abc' is not a number of bytes" in answer

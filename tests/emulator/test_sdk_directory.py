@@ -7,6 +7,7 @@ import shutil
 
 import grpc
 import pytest
+import requests
 from google.protobuf import field_mask_pb2
 from scalekit import ScalekitClient
 from scalekit.common.exceptions import (
@@ -483,6 +484,11 @@ def test_default_roles_decide_what_a_membership_without_roles_gets(sdk):
 # --- persistence ----------------------------------------------------------------------------
 
 
+def published_kids(emulator) -> list[str]:
+    keys = requests.get(f"{emulator.url}/keys", verify=emulator.ca_path, timeout=5).json()["keys"]
+    return [key["kid"] for key in keys]
+
+
 def test_state_survives_an_emulator_restart(emulator, tmp_path):
     # Reuse the session emulator's certificates: this process trusts only that CA.
     for name in ("ca.pem", "server.pem", "server.key"):
@@ -492,8 +498,17 @@ def test_state_survives_an_emulator_restart(emulator, tmp_path):
         org = create_org(client, external_id="acme")
         user = create_user(client, org.id, external_id="legacy-1")
         client.permissions.create_permission(CreatePermissionFactory(name="docs:read"))
+        registered = first.control.register_uris(
+            ["https://app.example.test/cb"], ["https://app.example.test/"]
+        )
+        first_kids = published_kids(first)
+        token = client.core_client.access_token
     with start_emulator(state_dir=tmp_path, persist=True) as second:
         client = ScalekitClient(second.url, second.client_id, second.client_secret)
+        # The same signing key: it publishes the same kid, and a token from before still verifies.
+        assert published_kids(second) == first_kids
+        assert client.validate_access_token(token)
+        assert second.control.register_uris() == registered
         assert client.organization.get_organization_by_external_id("acme")[0].organization == org
         assert client.users.get_user_by_external_id("legacy-1")[0].user == user
         assert client.permissions.get_permission("docs:read")[0].permission.name == "docs:read"
