@@ -59,8 +59,16 @@ def test_table_output():
     assert code == 1
     assert "E011  B06  S FAIL" in output
     assert "SESSION_COOKIE_AGE is 1209600 s" in output
-    assert "failing: readiness.E011" in output
+    assert "failing blocker(s), marked *: readiness.E011" in output
+    assert "SESSION_COOKIE_AGE is 1209600 s (336 h), above 43200 s (12 h). *" in output
     assert output.count("\n") > 15
+
+
+def test_table_output_at_the_advisory_level_lists_warnings_too():
+    with override_settings(SESSION_COOKIE_AGE=1209600):
+        code, output = run("--item", "B06", "--no-network", "--fail-level", "advisory")
+    assert code == 1
+    assert "check(s) to fix: readiness.E011" in output
 
 
 def test_table_says_what_changed():

@@ -109,7 +109,7 @@ class Command(BaseCommand):
             payload["fail_level"] = options["fail_level"]
             self.stdout.write(json.dumps(payload, indent=2, default=str))
         else:
-            self.print_table(report, failing)
+            self.print_table(report, failing, options["fail_level"] == "blocker")
         if failing:
             sys.exit(1)
 
@@ -123,7 +123,7 @@ class Command(BaseCommand):
             if o.status in BAD_OUTCOMES | {WARN} and o.item_status not in ("signed_off", "na")
         ]
 
-    def print_table(self, report: RunReport, failing: list[Any]) -> None:
+    def print_table(self, report: RunReport, failing: list[Any], blockers_only: bool) -> None:
         style = {"pass": self.style.SUCCESS, "warn": self.style.WARNING, "skip": self.style.NOTICE}
         rows = [
             (
@@ -158,11 +158,10 @@ class Command(BaseCommand):
                 f"{change.found.status}"
             )
         if failing:
+            what = "failing blocker(s), marked *" if blockers_only else "check(s) to fix"
             self.stdout.write(
                 self.style.ERROR(
-                    f"{len(failing)} failing: "
-                    + ", ".join(o.probe.id for o in failing)
-                    + " (* = failing blocker)"
+                    f"{len(failing)} {what}: " + ", ".join(o.probe.id for o in failing)
                 )
             )
         else:
