@@ -126,6 +126,8 @@ SCALEKIT_AUTH = {
     "CA_BUNDLE": env("SCALEKIT_CA_BUNDLE", default=""),
     "REDIRECT_URI": env("SCALEKIT_REDIRECT_URI", default=""),
     "POST_LOGOUT_REDIRECT_URI": env("SCALEKIT_POST_LOGOUT_REDIRECT_URI", default=""),
+    # The site's own password login, for the rollout and the rollback (not the admin's: W021).
+    "LEGACY_LOGIN_URL": "/accounts/login/",
     "ROLE_GROUPS": {"admin": ["Scalekit admins"], "member": ["Scalekit members"]},
     "STAFF_ROLES": env.list("SCALEKIT_STAFF_ROLES", default=[]),
 }

@@ -24,6 +24,8 @@ from django.db.models import Q
 from django.utils import timezone
 from scalekit.common.exceptions import ScalekitException
 
+from scalekit_auth.client import describe_client_error
+
 from .batches import (
     BatchResult,
     LeaseKeeper,
@@ -347,13 +349,9 @@ def execute(run: ImportRun, *, progress: ProgressCallback | None = None) -> Impo
 
 
 def client_error(exc: Exception) -> str:
-    """Why the SDK client could not be built, without anything the exception may carry."""
-    if isinstance(exc, ImproperlyConfigured):
-        return str(exc)  # names settings, never their values
-    return (
-        f"the Scalekit client could not be built ({type(exc).__name__}): check "
-        "SCALEKIT_ENVIRONMENT_URL, the credentials and, for the emulator, SCALEKIT_CA_BUNDLE"
-    )
+    """Why the SDK client could not be built (a TLS verification failure named as such),
+    without anything the exception may carry: ``scalekit_auth.client.describe_client_error``."""
+    return describe_client_error(exc)
 
 
 INPROCESS_COUNTS_EVERY_SECONDS = 1.0

@@ -30,6 +30,9 @@ Ids are stable: never renumber one, add the next number instead.
   ``state_mismatch``.
 - ``scalekit_auth.E020``: REFRESH_LOCK_TIMEOUT does not outlive the longest refresh (a second
   request could send the same refresh token while the first is still on its way).
+- ``scalekit_auth.W021``: ScalekitBackend (or a subclass) is in AUTHENTICATION_BACKENDS and
+  LEGACY_LOGIN_URL is the admin's login page, which refuses every account that is not staff:
+  after a rollback (or for users the rollout keeps off Scalekit) they could not log in.
 
 Not checked here because Django's own deploy checks already do: ``SESSION_COOKIE_SECURE``
 (``security.W010``-``W012``) and ``SESSION_COOKIE_HTTPONLY`` (``security.W013``-``W015``).
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import os
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,6 +50,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import Error, Warning
 from django.core.exceptions import ImproperlyConfigured
+from django.urls import NoReverseMatch, reverse
 
 from .backends import scalekit_backend_path
 from .conf import app_settings, names_problem, role_groups_problem
@@ -72,6 +77,7 @@ E017 = "scalekit_auth.E017"
 E018 = "scalekit_auth.E018"
 E019 = "scalekit_auth.E019"
 E020 = "scalekit_auth.E020"
+W021 = "scalekit_auth.W021"
 
 E001_MSG = "Scalekit is not configured: SCALEKIT_AUTH is missing {missing}."
 E001_HINT = (
@@ -176,6 +182,15 @@ E019_HINT = (
 )
 
 E020_HINT = "Leave REFRESH_LOCK_TIMEOUT out for the default (60 s)."
+W021_MSG = (
+    "SCALEKIT_AUTH['LEGACY_LOGIN_URL'] is the admin login ({url!r}), which refuses users who are "
+    "not staff: after a rollback (the kill switch), and for users a partial rollout keeps off "
+    "Scalekit, they would be sent to a login that cannot let them in."
+)
+W021_HINT = (
+    "Point SCALEKIT_AUTH['LEGACY_LOGIN_URL'] at the project's own username/password login view "
+    "(e.g. django.contrib.auth.views.LoginView at '/accounts/login/')."
+)
 
 ENV_VARS = {"CLIENT_SECRET": "SCALEKIT_CLIENT_SECRET", "WEBHOOK_SECRET": "SCALEKIT_WEBHOOK_SECRET"}
 
@@ -248,6 +263,25 @@ def check_refresh_lock_timeout(app_configs: Any = None, **kwargs: Any) -> list:
         lock_timeout()
     except ImproperlyConfigured as exc:
         return [Error(str(exc), hint=E020_HINT, id=E020)]
+    return []
+
+
+def admin_login_paths() -> set[str]:
+    """The paths of the admin's login page: where ``admin:login`` is routed, and the admin's
+    usual ``/admin/login/`` (LEGACY_LOGIN_URL's default)."""
+    paths = {"/admin/login/"}
+    # No admin routed, or a URLconf that does not load (Django's own checks report it).
+    with contextlib.suppress(NoReverseMatch, ImproperlyConfigured, ImportError):
+        paths.add(reverse("admin:login"))
+    return paths
+
+
+def check_legacy_login_url(app_configs: Any = None, **kwargs: Any) -> list:
+    if not scalekit_backend_configured():
+        return []
+    url = app_settings.LEGACY_LOGIN_URL
+    if isinstance(url, str) and urlsplit(url).path in admin_login_paths():
+        return [Warning(W021_MSG.format(url=url), hint=W021_HINT, id=W021)]
     return []
 
 
@@ -393,5 +427,6 @@ ALL = [
     check_webhook_secret,
     check_event_settings,
     check_refresh_lock_timeout,
+    check_legacy_login_url,
 ]
 DEPLOY = [check_shared_cache]

@@ -9,11 +9,18 @@ ever talks https to ``SCALEKIT_AUTH['ENVIRONMENT_URL']`` with the configured tru
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import ssl
+import stat
+import tempfile
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
+import certifi
 import requests
 from django.core.exceptions import ImproperlyConfigured
 from scalekit import ScalekitClient
@@ -25,19 +32,92 @@ _lock = threading.Lock()
 _client: ScalekitClient | None = None
 
 
-def trust_ca_bundle(path: str) -> None:
-    """Make both of the SDK's transports trust ``path`` (the emulator's CA).
+#: The variables the SDK's two transports read their trust store from, and for each, the ones
+#: that stand in for it when it is unset (requests falls back to ``CURL_CA_BUNDLE``).
+TRUST_VARIABLES = {
+    "REQUESTS_CA_BUNDLE": ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"),
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": ("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",),
+}
+PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
 
-    ``requests`` reads ``REQUESTS_CA_BUNDLE`` on every call; grpc-core reads
-    ``GRPC_DEFAULT_SSL_ROOTS_FILE_PATH`` once, before the first secure channel of the process,
-    so this must run before any ``ScalekitClient`` is built. ``SSL_CERT_FILE`` works for neither.
+_trust_lock = threading.Lock()
+#: variable -> (its value before ``trust_ca_bundle`` first set it, the value it set).
+_trusted: dict[str, tuple[str | None, str]] = {}
+
+
+def trust_ca_bundle(path: str) -> None:
+    """Make both of the SDK's transports trust ``path`` (the emulator's CA) as well.
+
+    The SDK offers no trust store of its own: ``requests`` reads ``REQUESTS_CA_BUNDLE`` on every
+    call, and grpc-core reads ``GRPC_DEFAULT_SSL_ROOTS_FILE_PATH`` once, before the first secure
+    channel of the process, so this must run before any ``ScalekitClient`` is built, and a
+    different CA later in the same process does not reach gRPC. ``SSL_CERT_FILE`` works for
+    neither. Both variables are process-wide, so they are pointed at a combined bundle: the
+    one they named before (certifi's when unset) plus ``path``; every other HTTPS call of the
+    project keeps trusting what it trusted. See ``combined_ca_bundle``.
     """
+    extra = _read_bundle(path, "SCALEKIT_AUTH['CA_BUNDLE']")
+    with _trust_lock:
+        for variable, read_from in TRUST_VARIABLES.items():
+            current = next((os.environ[name] for name in read_from if os.environ.get(name)), None)
+            earlier = _trusted.get(variable)
+            base = earlier[0] if earlier and earlier[1] == current else current
+            bundle = combined_ca_bundle(base or certifi.where(), extra, variable=variable)
+            os.environ[variable] = bundle
+            _trusted[variable] = (base, bundle)
+
+
+def _read_bundle(path: str, name: str) -> bytes:
     if not os.path.isfile(path):
+        raise ImproperlyConfigured(f"{name} points to {path!r}, which is not a file.")
+    content = Path(path).read_bytes()
+    if PEM_CERTIFICATE not in content:
         raise ImproperlyConfigured(
-            f"SCALEKIT_AUTH['CA_BUNDLE'] points to {path!r}, which is not a file."
+            f"{name} points to {path!r}, which holds no PEM certificate "
+            "('-----BEGIN CERTIFICATE-----')."
         )
-    os.environ["REQUESTS_CA_BUNDLE"] = path
-    os.environ["GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"] = path
+    return content
+
+
+def combined_ca_bundle(base: str, extra: bytes, *, variable: str = "the CA bundle") -> str:
+    """The path of a bundle with the certificates of the file ``base`` followed by ``extra``.
+
+    ``base`` itself when it already holds ``extra``. Otherwise the file is written once, named
+    by the hash of its content, in a directory of this user's under the system's temporary
+    directory that no one else can write (``private_directory``), so every process of the
+    project shares it and none can be handed a CA by another user.
+    """
+    content = _read_bundle(base, variable)
+    if extra.strip() in content:
+        return base
+    combined = content.rstrip(b"\n") + b"\n" + extra.strip() + b"\n"
+    digest = hashlib.sha256(combined).hexdigest()[:16]
+    target = private_directory() / f"ca-bundle-{digest}.pem"
+    if not target.is_file() or target.read_bytes() != combined:
+        handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(combined)
+        os.replace(temporary, target)
+    return str(target)
+
+
+def private_directory() -> Path:
+    """``<tempdir>/scalekit_auth-<uid>``, created 0700; a fresh private directory instead when
+    that one exists but is not a directory of this user's that only they can write."""
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    directory = Path(tempfile.gettempdir()) / f"scalekit_auth-{uid if uid is not None else 'user'}"
+    try:
+        directory.mkdir(mode=0o700, exist_ok=True)
+        info = directory.lstat()
+    except OSError:
+        info = None
+    if (
+        info is not None
+        and stat.S_ISDIR(info.st_mode)
+        and (uid is None or (info.st_uid == uid and not info.st_mode & 0o022))
+    ):
+        return directory
+    return Path(tempfile.mkdtemp(prefix="scalekit_auth-"))
 
 
 def build_client() -> ScalekitClient:
@@ -180,3 +260,80 @@ def token_request(form: dict[str, str]) -> dict:
     }
     response = sdk.core_client.authenticate(data={k: v for k, v in data.items() if v is not None})
     return json.loads(response.content)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it wraps: causes, contexts, exception arguments (the SDK
+    wraps a requests error as ``ScalekitException(error)``) and urllib3's ``reason``."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        wrapped = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        wrapped += list(current.args)
+        todo += [item for item in wrapped if isinstance(item, BaseException)]
+
+
+def certificate_verification_failure(exc: BaseException) -> str | None:
+    """What failed when ``exc`` comes from a TLS certificate verification
+    (``CERTIFICATE_VERIFY_FAILED``: an unknown CA, a name the certificate lacks...), else None.
+
+    Found in the wrapped exceptions of the requests transport, or in the text of a gRPC error
+    (grpc-core reports ``CERTIFICATE_VERIFY_FAILED`` only in its details).
+    """
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return cause.verify_message or "certificate verify failed"
+    for cause in _causes(exc):
+        if "CERTIFICATE_VERIFY_FAILED" in str(cause):
+            return "certificate verify failed"
+    return None
+
+
+def describe_error(exc: BaseException) -> str:
+    """Why a call to Scalekit failed, for logs, auth events and run messages (not for pages).
+
+    A TLS verification failure is named as such, with ``SCALEKIT_AUTH['CA_BUNDLE']``, the
+    setting that fixes it; a connection failure names the environment URL; anything else
+    only its type. Never the exception's own text, which may quote a server's answer.
+    """
+    if isinstance(exc, ImproperlyConfigured):
+        return str(exc)  # names settings, never their values
+    url = app_settings.ENVIRONMENT_URL or "SCALEKIT_AUTH['ENVIRONMENT_URL'] (empty)"
+    failure = certificate_verification_failure(exc)
+    if failure is not None:
+        if app_settings.CA_BUNDLE:
+            fix = (
+                "SCALEKIT_AUTH['CA_BUNDLE'] does not hold the CA that signed its certificate, or "
+                "gRPC kept the roots it read first (restart after fixing it; CA_BUNDLE is "
+                f"{app_settings.CA_BUNDLE})"
+            )
+        else:
+            fix = "for the emulator, set SCALEKIT_AUTH['CA_BUNDLE'] to its ca.pem"
+        # Short enough for an auth event's reason (255 characters) with a usual URL.
+        return (
+            f"TLS certificate verification failed (CERTIFICATE_VERIFY_FAILED) for {url}: {fix} "
+            f"[{failure}]"
+        )
+    if any(isinstance(cause, requests.Timeout) for cause in _causes(exc)):
+        return f"{url} did not answer in time ({type(exc).__name__})"
+    if any(isinstance(cause, requests.ConnectionError) for cause in _causes(exc)):
+        return f"could not connect to {url} ({type(exc).__name__})"
+    return type(exc).__name__
+
+
+def describe_client_error(exc: BaseException) -> str:
+    """Why ``get_client()`` could not build the SDK client (it fetches a token at once)."""
+    if isinstance(exc, ImproperlyConfigured):
+        return str(exc)
+    cause = describe_error(exc)
+    if cause == type(exc).__name__:
+        cause = (
+            "check SCALEKIT_ENVIRONMENT_URL, the credentials and, for the emulator, "
+            "SCALEKIT_AUTH['CA_BUNDLE'] (SCALEKIT_CA_BUNDLE)"
+        )
+    return f"the Scalekit client could not be built ({type(exc).__name__}): {cause}"

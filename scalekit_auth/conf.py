@@ -47,7 +47,9 @@ class AppSettings:
     CLIENT_SECRET = Setting("", "The API client secret. Never logged or shown.")
     CA_BUNDLE = Setting(
         "",
-        "Path of an extra CA bundle to trust (the emulator's ca.pem); empty for the real service.",
+        "Path of an extra CA bundle to trust (the emulator's ca.pem); empty for the real service. "
+        "Added to what the process trusted (certifi's bundle when nothing else), so the "
+        "project's other HTTPS calls keep working; read once per process by gRPC.",
     )
 
     # Login and logout.
@@ -64,7 +66,9 @@ class AppSettings:
     )
     LEGACY_LOGIN_URL = Setting(
         "/admin/login/",
-        "The legacy login page, for users the rollout keeps off Scalekit and after the kill switch.",
+        "The legacy login page, for users the rollout keeps off Scalekit and after the kill "
+        "switch: set it to the project's own password login; the admin's (the default) refuses "
+        "users who are not staff (W021).",
     )
     SCOPES = Setting(
         ["openid", "profile", "email", "offline_access"],

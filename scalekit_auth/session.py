@@ -33,7 +33,7 @@ from scalekit.common.exceptions import (
 from scalekit.core import DEFAULT_HTTP_TIMEOUT as SDK_HTTP_TIMEOUT
 
 from . import tokens
-from .client import get_client, token_request
+from .client import describe_error, get_client, token_request
 from .conf import app_settings
 from .context import context_claims
 from .models import ScalekitSession
@@ -223,11 +223,14 @@ def _refresh_holding_lock(
 
 def _unreachable(exc: ScalekitException, still_valid: bool) -> None:
     """Keep a still valid token through a Scalekit failure; otherwise ``RefreshFailed``."""
+    # The cause (a TLS verification failure names the setting to fix) only goes to the log:
+    # the RefreshFailed reason reaches JSON callers.
     if still_valid:
         logger.warning(
-            "scalekit_auth: refresh failed (%s); keeping the current token", type(exc).__name__
+            "scalekit_auth: refresh failed (%s); keeping the current token", describe_error(exc)
         )
         return None
+    logger.warning("scalekit_auth: refresh failed (%s); logging the user out", describe_error(exc))
     raise RefreshFailed(f"Scalekit unreachable during refresh ({type(exc).__name__})") from exc
 
 

@@ -90,7 +90,7 @@ class KeyCache:
             document = client.fetch_jwks(timeout=JWKS_TIMEOUT)
         except Exception as exc:
             self._last_failure = time.monotonic()
-            raise TokenError("jwks_unavailable", type(exc).__name__) from exc
+            raise TokenError("jwks_unavailable", client.describe_error(exc)) from exc
         entry = {"fetched_at": time.time(), "jwks": document}
         cache.set(self._cache_key(), entry, app_settings.JWKS_CACHE_SECONDS)
         self._load(entry)

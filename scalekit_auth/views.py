@@ -37,7 +37,7 @@ from scalekit.common.exceptions import (
 
 from . import events, rollout, session, tokens
 from .backends import LinkRefused
-from .client import token_request
+from .client import describe_error, token_request
 from .conf import app_settings
 from .session import LOGIN_STATE_KEY
 
@@ -73,6 +73,10 @@ OAUTH_ERRORS = {
     "account_selection_required": "Scalekit needs you to choose an account",
     "consent_required": "Scalekit needs your consent to sign you in here",
 }
+UNREACHABLE_TEXT = (
+    "this site could not reach Scalekit; try again in a moment, and tell the site "
+    "administrators if it goes on"
+)
 UNKNOWN_OAUTH_ERROR = "unknown_error"
 UNKNOWN_OAUTH_ERROR_TEXT = "Scalekit reported an error this site does not recognise"
 DESCRIPTION_LOG_LENGTH = 200
@@ -105,19 +109,31 @@ def failure(
     status: int = 400,
     claims: dict | None = None,
     shown: str | None = None,
+    code: str = "",
 ) -> HttpResponse:
     """Log ``reason: detail`` and show the error page: ``detail``, or ``shown`` instead of it
-    when given (then ``detail`` appears only as a code next to the reason)."""
+    when given (``detail`` is then for the administrators only: the auth event log); ``code``
+    is shown next to the reason."""
     events.record(
         "login", False, f"{reason}: {detail}" if detail else reason, request=request, claims=claims
     )
     context = {
         "reason": reason,
         "detail": detail if shown is None else shown,
-        "code": "" if shown is None else detail,
+        "code": code,
         "login_url": reverse("scalekit_auth:login"),
     }
     return render(request, "scalekit_auth/error.html", context, status=status)
+
+
+def unreachable(
+    request: HttpRequest, reason: str, exc: Exception, *, detail: str = ""
+) -> HttpResponse:
+    """A 502 for a login that could not reach Scalekit. The cause (``client.describe_error``:
+    a TLS verification failure and the setting to fix, ...) goes to the event log (which logs
+    it too); the page only says Scalekit could not be reached."""
+    detail = detail or describe_error(exc)
+    return failure(request, reason, detail, status=502, shown=UNREACHABLE_TEXT)
 
 
 def authorization_error(request: HttpRequest) -> HttpResponse:
@@ -136,6 +152,7 @@ def authorization_error(request: HttpRequest) -> HttpResponse:
         "scalekit_error",
         code,
         shown=OAUTH_ERRORS.get(code, UNKNOWN_OAUTH_ERROR_TEXT),
+        code=code,
     )
 
 
@@ -236,11 +253,13 @@ def callback(request: HttpRequest) -> HttpResponse:
     except (ScalekitBadRequestException, ScalekitUnauthorizedException) as exc:
         return failure(request, "code_rejected", _oauth_error(exc))
     except ScalekitException as exc:
-        return failure(request, "scalekit_unavailable", type(exc).__name__, status=502)
+        return unreachable(request, "scalekit_unavailable", exc)
     try:
         id_claims = tokens.verify(answer["id_token"], nonce=attempt["nonce"], trusted_source=True)
         access_claims = tokens.verify_access(answer["access_token"], trusted_source=True)
     except tokens.TokenError as exc:
+        if exc.reason == "jwks_unavailable":
+            return unreachable(request, "token_jwks_unavailable", exc, detail=exc.detail)
         return failure(request, f"token_{exc.reason}", exc.detail)
     except KeyError as exc:
         return failure(request, "token_missing", f"no {exc.args[0]} in the token response")

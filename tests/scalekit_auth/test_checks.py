@@ -8,8 +8,10 @@ import hmac
 import time
 
 import pytest
+from django.contrib import admin
 from django.core import checks as django_checks
 from django.core.checks import Error, Warning
+from django.urls import path
 
 from scalekit_auth import checks
 
@@ -38,7 +40,7 @@ def test_every_id_is_documented_in_the_module_docstring():
         for name, value in vars(checks).items()
         if len(name) == 4 and name[0] in "EW" and name[1:].isdigit()
     )
-    assert len(defined) == 19
+    assert len(defined) == 20
     for check_id in defined:
         assert f"``{check_id}``" in checks.__doc__, check_id
 
@@ -419,3 +421,36 @@ def test_a_refresh_lock_shorter_than_the_longest_refresh_is_refused(settings, va
 def test_a_refresh_lock_outliving_the_longest_refresh_passes(settings, value):
     configure(settings, REFRESH_LOCK_TIMEOUT=value)
     assert checks.check_refresh_lock_timeout() == []
+
+
+def legacy_login_warning(url):
+    return Warning(checks.W021_MSG.format(url=url), hint=checks.W021_HINT, id=checks.W021)
+
+
+@pytest.mark.parametrize("url", ["/admin/login/", "/admin/login/?next=/"])
+def test_the_admin_login_as_legacy_login_is_a_warning(settings, url):
+    """Non-staff users could not log in after a rollback; the default is the admin login."""
+    configure(settings, LEGACY_LOGIN_URL=url)
+    assert checks.check_legacy_login_url() == [legacy_login_warning(url)]
+    settings.SCALEKIT_AUTH = {
+        k: v for k, v in settings.SCALEKIT_AUTH.items() if k != "LEGACY_LOGIN_URL"
+    }
+    assert checks.check_legacy_login_url() == [legacy_login_warning("/admin/login/")]
+
+
+#: The URLconf of test_the_admin_login_is_found_where_the_admin_is_routed.
+urlpatterns = [path("staff/", admin.site.urls)]
+
+
+@pytest.mark.urls(__name__)
+def test_the_admin_login_is_found_where_the_admin_is_routed(settings):
+    configure(settings, LEGACY_LOGIN_URL="/staff/login/")
+    assert checks.check_legacy_login_url() == [legacy_login_warning("/staff/login/")]
+
+
+def test_the_projects_own_login_or_no_scalekit_backend_passes(settings):
+    configure(settings, LEGACY_LOGIN_URL="/accounts/login/")
+    assert checks.check_legacy_login_url() == []
+    configure(settings, LEGACY_LOGIN_URL="/admin/login/")
+    settings.AUTHENTICATION_BACKENDS = [LEGACY]
+    assert checks.check_legacy_login_url() == []

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
+import certifi
 import jwt
 import pytest
+import requests
 from django.core.exceptions import ImproperlyConfigured
+from scalekit.common.exceptions import ScalekitException
 
 from scalekit_auth import client
 from scalekit_auth.signals import token_requested
@@ -146,3 +152,120 @@ class TestTokenRequested:
         with pytest.raises(ValueError, match="needs a form with a grant_type"):
             client.token_request({"code": "x"})
         assert exchanges == []
+
+
+@pytest.fixture
+def clean_trust(monkeypatch):
+    """The process's trust variables as a fresh process has them (restored afterwards)."""
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(client, "_trusted", {}, raising=False)
+    return monkeypatch
+
+
+@pytest.fixture
+def other_https_service(tmp_path):
+    """Another HTTPS service with a CA of its own (an emulator with its own state_dir), standing
+    for the services the project reached before CA_BUNDLE was set."""
+    from scalekit_auth.emulator.server import Emulator
+
+    service = Emulator(port=0, state_dir=tmp_path / "other").start()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+class TestTrustCaBundle:
+    def test_adds_the_ca_to_the_bundle_the_process_trusted(
+        self, emulator, other_https_service, clean_trust
+    ):
+        """CA_BUNDLE is an extra CA: HTTPS calls that verified before still verify."""
+        clean_trust.setenv("REQUESTS_CA_BUNDLE", str(other_https_service.ca_path))
+        client.trust_ca_bundle(str(emulator.ca_path))
+
+        bundle = os.environ["REQUESTS_CA_BUNDLE"]
+        assert bundle != str(emulator.ca_path)
+        assert requests.get(other_https_service.url + "/keys", timeout=5).status_code == 200
+        assert requests.get(emulator.url + "/keys", timeout=5).status_code == 200
+
+    def test_without_a_bundle_set_certifis_is_the_base(self, emulator, clean_trust):
+        client.trust_ca_bundle(str(emulator.ca_path))
+
+        public = Path(certifi.where()).read_bytes().rstrip(b"\n")
+        for name in ("REQUESTS_CA_BUNDLE", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"):
+            content = Path(os.environ[name]).read_bytes()
+            assert content.startswith(public), name
+            assert emulator.ca_path.read_bytes().strip() in content, name
+        directory = Path(os.environ["REQUESTS_CA_BUNDLE"]).parent
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+
+    def test_building_again_or_with_another_ca_does_not_pile_up(
+        self, emulator, other_https_service, clean_trust
+    ):
+        client.trust_ca_bundle(str(emulator.ca_path))
+        first = os.environ["REQUESTS_CA_BUNDLE"]
+        client.trust_ca_bundle(str(emulator.ca_path))
+        assert os.environ["REQUESTS_CA_BUNDLE"] == first
+
+        client.trust_ca_bundle(str(other_https_service.ca_path))
+        content = Path(os.environ["REQUESTS_CA_BUNDLE"]).read_bytes()
+        assert content.startswith(Path(certifi.where()).read_bytes().rstrip(b"\n"))
+        assert other_https_service.ca_path.read_bytes().strip() in content
+        assert emulator.ca_path.read_bytes().strip() not in content  # certifi's + the new CA
+
+    def test_a_bundle_that_already_holds_the_ca_is_kept(self, emulator, clean_trust):
+        clean_trust.setenv("REQUESTS_CA_BUNDLE", str(emulator.ca_path))
+        client.trust_ca_bundle(str(emulator.ca_path))
+        assert os.environ["REQUESTS_CA_BUNDLE"] == str(emulator.ca_path)
+
+    def test_a_file_without_a_certificate_is_refused(self, tmp_path, clean_trust):
+        not_pem = tmp_path / "ca.pem"
+        not_pem.write_text("SCALEKIT_CA_BUNDLE=oops\n")
+        with pytest.raises(ImproperlyConfigured, match=r"CA_BUNDLE'\] points to .* no PEM"):
+            client.trust_ca_bundle(str(not_pem))
+        assert "REQUESTS_CA_BUNDLE" not in os.environ
+
+
+class TestDescribeError:
+    """A TLS verification failure names itself and the setting to fix (the SDK only says
+    ScalekitException)."""
+
+    def test_an_untrusted_emulator_certificate(self, auth_emulator, settings, clean_trust):
+        settings.SCALEKIT_AUTH = {**settings.SCALEKIT_AUTH, "CA_BUNDLE": ""}
+        with pytest.raises(ScalekitException) as excinfo:
+            client.get_client()
+        described = client.describe_error(excinfo.value)
+        assert described == (
+            f"TLS certificate verification failed (CERTIFICATE_VERIFY_FAILED) for "
+            f"{auth_emulator.url}: for the emulator, set SCALEKIT_AUTH['CA_BUNDLE'] to its "
+            "ca.pem [unable to get local issuer certificate]"
+        )
+        assert client.describe_client_error(excinfo.value).startswith(
+            "the Scalekit client could not be built (ScalekitException): TLS certificate "
+            "verification failed"
+        )
+
+    def test_a_ca_bundle_without_the_right_ca(self, auth_emulator, settings, clean_trust):
+        wrong = certifi.where()
+        settings.SCALEKIT_AUTH = {**settings.SCALEKIT_AUTH, "CA_BUNDLE": wrong}
+        with pytest.raises(ScalekitException) as excinfo:
+            client.get_client()
+        described = client.describe_error(excinfo.value)
+        assert "SCALEKIT_AUTH['CA_BUNDLE'] does not hold the CA that signed" in described
+        assert f"CA_BUNDLE is {wrong})" in described
+
+    def test_other_failures_name_no_certificate(self, auth_emulator, settings):
+        settings.SCALEKIT_AUTH = {
+            **settings.SCALEKIT_AUTH,
+            "ENVIRONMENT_URL": "https://127.0.0.1:9",
+            "CLIENT_SECRET": "s3cr3t-value",
+        }
+        with pytest.raises(ScalekitException) as excinfo:
+            client.get_client()
+        described = client.describe_client_error(excinfo.value)
+        assert described == (
+            "the Scalekit client could not be built (ScalekitException): could not connect to "
+            "https://127.0.0.1:9 (ScalekitException)"
+        )

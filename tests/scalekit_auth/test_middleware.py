@@ -153,7 +153,7 @@ def test_kill_switch_ends_scalekit_sessions_at_once(logged_in, admin_client):
     # The login now goes to the legacy login page.
     assert (
         logged_in.get("/auth/login/?next=/profile/")["Location"]
-        == "/admin/login/?next=%2Fprofile%2F"
+        == "/accounts/login/?next=%2Fprofile%2F"
     )
 
 

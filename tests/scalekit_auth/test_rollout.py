@@ -8,6 +8,7 @@ from scalekit_auth import rollout
 from scalekit_auth.models import RolloutSettings
 
 from .conftest import add_user, finish
+from .factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +49,7 @@ def test_partial_rollout_asks_the_email_then_routes_it(client, sdk, auth_emulato
     assert form.status_code == 200 and b'name="email"' in form.content
 
     legacy = client.post("/auth/login/", {"email": "joe@globex.example", "next": "/profile/"})
-    assert legacy["Location"] == "/admin/login/?next=%2Fprofile%2F&username=joe%40globex.example"
+    assert legacy["Location"] == "/accounts/login/?next=%2Fprofile%2F&username=joe%40globex.example"
 
     add_user(sdk, "ann@acme.example")
     to_scalekit = client.post("/auth/login/", {"email": "ann@acme.example", "next": "/profile/"})
@@ -70,3 +71,21 @@ def test_saved_row_is_always_the_single_row():
     RolloutSettings.objects.create(percentage=10)
     RolloutSettings(percentage=20).save()
     assert list(RolloutSettings.objects.values_list("pk", "percentage")) == [(1, 20)]
+
+
+def test_after_the_kill_switch_a_non_staff_user_logs_in_at_the_legacy_login(client, auth_emulator):
+    """The rollback sends everyone to LEGACY_LOGIN_URL: the site's own password login, which
+    takes the accounts the admin login would refuse."""
+    UserFactory(username="joe", is_staff=False)
+    RolloutSettings.objects.create(enabled=False)
+
+    legacy = client.get("/auth/login/?next=/profile/")["Location"]
+    assert legacy == "/accounts/login/?next=%2Fprofile%2F"
+    assert client.get(legacy).status_code == 200
+    response = client.post(
+        legacy,
+        {"username": "joe", "password": "correct horse battery staple", "next": "/profile/"},
+    )
+
+    assert response.status_code == 302 and response["Location"] == "/profile/"
+    assert client.get("/profile/").status_code == 200

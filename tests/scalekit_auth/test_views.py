@@ -266,7 +266,7 @@ def test_the_rollout_decides_by_the_account_that_signed_in(client, sdk, auth_emu
 
     response = finish(client, auth_emulator, to_scalekit["Location"], "joe@acme.example")
 
-    assert response["Location"] == "/admin/login/?next=%2Fprofile%2F&username=joe%40acme.example"
+    assert response["Location"] == "/accounts/login/?next=%2Fprofile%2F&username=joe%40acme.example"
     assert "_auth_user_id" not in client.session and SESSION_KEY not in client.session
     assert get_user_model().objects.count() == 0
     event = AuthEvent.objects.get(kind="login", success=False)
@@ -301,3 +301,44 @@ def test_login_records_the_access_token_lifetime_scalekit_gave(client, sdk, auth
 
     assert 1800 <= recorded.access_token_lifetime <= 1803  # iat may be backdated a little
     assert recorded.scalekit_session_id == client.session[SESSION_KEY]["claims"]["sid"]
+
+
+def test_a_certificate_scalekit_is_not_trusted_with_is_named_in_the_log_not_on_the_page(
+    client, sdk, auth_emulator, settings, monkeypatch, caplog
+):
+    """The install without CA_BUNDLE: the emulator's certificate fails verification. The event
+    and the log say so and name the setting; the page only says Scalekit could not be reached."""
+    add_user(sdk, "ada@acme.example")
+    settings.SCALEKIT_AUTH = {**settings.SCALEKIT_AUTH, "CA_BUNDLE": ""}
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "")  # this process trusts the emulator: undo it
+
+    with caplog.at_level("WARNING", logger="scalekit_auth"):
+        response = login(client, auth_emulator, "ada@acme.example")
+
+    assert response.status_code == 502
+    page = response.content.decode()
+    assert escape(views.UNREACHABLE_TEXT) in page and "scalekit_unavailable" in page
+    for hidden in ("CERTIFICATE_VERIFY_FAILED", "CA_BUNDLE", "ScalekitException"):
+        assert hidden not in page
+    reason = AuthEvent.objects.get(kind="login", success=False).reason
+    assert reason.startswith(
+        "scalekit_unavailable: TLS certificate verification failed (CERTIFICATE_VERIFY_FAILED)"
+    )
+    assert "set SCALEKIT_AUTH['CA_BUNDLE'] to its ca.pem" in reason and reason in caplog.text
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_jwks_scalekit_cannot_serve_is_a_502_with_the_cause_in_the_log(
+    client, sdk, auth_emulator
+):
+    add_user(sdk, "ada@acme.example")
+    auth_emulator.control.set_faults(unavailable_ratio=1.0, methods=["/keys"])
+
+    response = login(client, auth_emulator, "ada@acme.example")
+
+    assert response.status_code == 502
+    assert escape(views.UNREACHABLE_TEXT) in response.content.decode()
+    assert b"token_jwks_unavailable" in response.content and b"HTTPError" not in response.content
+    assert AuthEvent.objects.get(kind="login", success=False).reason == (
+        "token_jwks_unavailable: HTTPError"
+    )

@@ -13,6 +13,13 @@ from django.core.management.base import BaseCommand, CommandError
 from ...server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Emulator
 
 
+def default_state_dir() -> Path:
+    """``<BASE_DIR>/var/emulator``; relative to the working directory for a project whose
+    settings have no ``BASE_DIR`` (it is a ``startproject`` habit, not a Django setting)."""
+    base = getattr(settings, "BASE_DIR", None)
+    return Path(base if base is not None else Path.cwd()) / "var" / "emulator"
+
+
 class Command(BaseCommand):
     # The emulator stands in for Scalekit; the project's checks (Scalekit credentials among
     # them) are about its clients, which are configured from this command's output.
@@ -35,8 +42,9 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--state-dir",
-            default=str(Path(settings.BASE_DIR) / "var" / "emulator"),
-            help="where the CA, certificates and (with --persist) the SQLite state live",
+            default=None,
+            help="where the CA, certificates and (with --persist) the SQLite state live "
+            "(default <BASE_DIR>/var/emulator, or ./var/emulator without a BASE_DIR setting)",
         )
         parser.add_argument(
             "--persist", action="store_true", help="keep the state in <state-dir>/emulator.sqlite3"
@@ -73,7 +81,7 @@ class Command(BaseCommand):
             emulator = Emulator(
                 host=options["host"],
                 port=options["port"],
-                state_dir=options["state_dir"],
+                state_dir=options["state_dir"] or default_state_dir(),
                 persist=options["persist"],
                 client_id=options["client_id"],
                 client_secret=options["client_secret"],
