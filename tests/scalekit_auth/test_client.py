@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -155,8 +156,10 @@ class TestTokenRequested:
 
 
 @pytest.fixture
-def clean_trust(monkeypatch):
-    """The process's trust variables as a fresh process has them (restored afterwards)."""
+def clean_trust(monkeypatch, tmp_path):
+    """The process's trust variables as a fresh process has them (restored afterwards); combined
+    bundles are written under ``tmp_path``."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"):
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
