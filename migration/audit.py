@@ -1,7 +1,9 @@
 """Phase 1 of the migration: what this project's authentication looks like today.
 
 ``audit()`` reads settings and counts rows (no network, nothing written) and returns a report
-of sections (name -> rows of label/value) plus findings that matter for the import.
+of sections (name -> rows of label/value) plus findings that matter for the import, and the
+``SCALEKIT_AUTH`` role settings that keep every user's groups and flags after an import
+``--from-database`` (``reporting.cutover_role_settings``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.contrib.auth.models import Group, Permission
 from django.db.models import Count, Q
 from django.db.models.functions import Lower
+
+from .reporting import cutover_role_settings
 
 #: Apps and packages that carry authentication a migration has to account for.
 KNOWN_AUTH_APPS = {
@@ -49,11 +53,15 @@ AUTH_MIDDLEWARE_WORDS = ("auth", "session", "csrf", "otp", "axes", "login", "sca
 class AuditReport:
     sections: dict[str, list[tuple[str, Any]]] = field(default_factory=dict)
     findings: list[tuple[str, str]] = field(default_factory=list)
+    #: ``scalekit_auth_role_settings`` and ``first_login_changes`` (see cutover_role_settings).
+    role_settings: dict[str, Any] = field(default_factory=dict)
+    role_settings_text: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "sections": {name: dict(rows) for name, rows in self.sections.items()},
             "findings": [{"level": level, "message": message} for level, message in self.findings],
+            **self.role_settings,
         }
 
 
@@ -80,7 +88,16 @@ def audit() -> AuditReport:
     password_section(report)
     groups_section(report)
     apps_section(report)
+    role_settings_section(report)
     return report
+
+
+def role_settings_section(report: AuditReport) -> None:
+    report.role_settings, report.role_settings_text, warning = cutover_role_settings()
+    if warning:
+        report.findings.append(
+            ("warning", warning.removeprefix("WARNING: ") + " Set the role settings above.")
+        )
 
 
 def user_model_section(report: AuditReport) -> None:

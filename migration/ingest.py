@@ -3,13 +3,16 @@
 Rows are read as a stream and written 500 at a time with ``bulk_create``. Checks that need other
 rows (duplicate emails and external ids, references to organizations) are made against the
 records already written, with one query per chunk, so memory stays flat however long the source
-is. A bad row becomes an ``invalid`` record with its row number and reason; the others go on.
+is. A bad row becomes an ``invalid`` record with its row number and reason, and the email and
+external id it holds when they can be read (so the failures export names the person); the others
+go on.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +22,15 @@ from django.db.models import Q
 from .conf import app_settings
 from .models import ImportRecord, ImportRun
 from .sources import KINDS, SourceRow
-from .validation import VALIDATORS, RowInvalid, email_key
+from .validation import (
+    EMAIL_MAX,
+    EXTERNAL_ID_MAX,
+    VALIDATORS,
+    RowInvalid,
+    check_encoding,
+    email_key,
+    normalize_email,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -123,10 +134,14 @@ class Ingestor:
         record = ImportRecord(
             run=self.run, kind=kind, row_number=row.number, location=row.location[:300]
         )
-        if row.error:
-            return invalidate(record, row.error, row.error_code or "malformed_row")
         data = row.data or {}
         record.key = identity_hint(kind, data)
+        if kind == Kind.USER:
+            record.email = readable_email(data.get("email"))
+        if kind in (Kind.USER, Kind.ORGANIZATION):
+            record.external_id = readable_text(data.get("external_id"), EXTERNAL_ID_MAX)
+        if row.error:
+            return invalidate(record, row.error, row.error_code or "malformed_row")
         try:
             if kind == Kind.USER:
                 payload = VALIDATORS[kind](data, self.default_organization)
@@ -277,8 +292,30 @@ def user_key(external_id: str, email: str) -> str:
 def identity_hint(kind: str, data: dict[str, Any]) -> str:
     """Best-effort key for a row that may turn out invalid (shown in the admin)."""
     field = {"role": "name", "organization": "external_id", "user": "email"}[kind]
-    value = data.get(field)
-    return str(value)[:520] if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    return readable_text(data.get(field), 520)
+
+
+def readable_text(value: Any, max_len: int) -> str:
+    """A field of a row that may be invalid, as the ledger keeps it for people to find the row
+    (``migration_export_failures``, the admin): "" when it is neither a string nor a number, or
+    holds characters that are not text (validation names those)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return ""
+    text = unicodedata.normalize("NFC", str(value).strip())
+    try:
+        check_encoding("", text)
+    except RowInvalid:
+        return ""
+    return text[:max_len]
+
+
+def readable_email(value: Any) -> str:
+    """The email of a row that may be invalid: normalised when it is an address, else as
+    written (lower case, like every email the ledger keeps)."""
+    try:
+        return email_key(normalize_email(value))
+    except RowInvalid:
+        return email_key(readable_text(value, EMAIL_MAX))
 
 
 def invalidate(record: ImportRecord, reason: str, code: str) -> ImportRecord:

@@ -63,3 +63,38 @@ def run_exit_code(summary: dict[str, Any]) -> int:
     if status in ("completed_with_errors", "rolled_back"):
         return EXIT_PROBLEMS
     return EXIT_STOPPED
+
+
+def cutover_role_settings() -> tuple[dict[str, Any], str, str]:
+    """For ``--from-database``: the ``SCALEKIT_AUTH`` role settings to set before the cut-over
+    (``sources.database.role_settings``) and which users the settings configured now would
+    change at their first login through Scalekit: the JSON data, the settings as text, and a
+    warning ("" when the configured settings change nobody)."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from .sources.database import first_login_changes, role_settings
+
+    wanted = role_settings()
+    data: dict[str, Any] = {"scalekit_auth_role_settings": wanted.as_dict()}
+    text = "\n".join(
+        [
+            "Before the cut-over, set these in SCALEKIT_AUTH: at each user's first login through",
+            "Scalekit they give back the groups and staff/superuser flags the user has now (other",
+            "values make role sync remove groups and clear is_staff/is_superuser):",
+            wanted.snippet(),
+        ]
+    )
+    try:
+        changes = first_login_changes()
+    except ImproperlyConfigured as exc:
+        data["first_login_changes"] = {"error": str(exc)}
+        return data, text, f"WARNING: SCALEKIT_AUTH's role settings cannot be read: {exc}"
+    data["first_login_changes"] = changes.as_dict()
+    warning = ""
+    if changes.users:
+        warning = (
+            "WARNING: SCALEKIT_AUTH's role settings as configured now would change the groups "
+            f"or flags of {changes.users} imported user(s) at their first login through "
+            "Scalekit, e.g. " + "; ".join(change.describe() for change in changes.examples) + "."
+        )
+    return data, text, warning

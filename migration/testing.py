@@ -2,9 +2,17 @@
 
 ``redis_server()`` and ``postgres_server()`` start private servers on free ports in temporary
 directories (never the system services) and remove them on exit; ``celery_worker()`` starts a
-real Celery worker process for this project; ``write_users_csv()`` and friends generate sources.
+real Celery worker process of a project; ``write_users_csv()`` and friends generate sources.
 They need the ``redis-server`` binary and PostgreSQL's server binaries (``initdb``, ``pg_ctl``,
 found in ``/usr/lib/postgresql/*/bin`` or on ``PATH``).
+
+``project_env()``, ``manage()`` and ``celery_worker()`` default to this repository's demo project
+(``PROJECT_DIR``, settings ``config.test_settings``, Celery app ``config``). A project that
+installs the apps passes its own::
+
+    env = project_env(project_dir=BASE_DIR, settings_module="mysite.test_settings")
+    manage("migrate", env=env, project_dir=BASE_DIR)
+    with celery_worker("w1", env, app="mysite", project_dir=BASE_DIR): ...
 """
 
 # ruff: noqa: S603 - fixed binaries and arguments, never a shell or user input
@@ -26,7 +34,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+#: This repository (the checkout): where its ``manage.py`` and demo project ``config`` are.
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+#: The settings module and Celery app of this repository's demo project (the defaults).
+SETTINGS_MODULE = "config.test_settings"
+CELERY_APP = "config"
 
 
 class ServiceUnavailable(RuntimeError):
@@ -191,22 +203,36 @@ def postgres_server(*settings: str) -> Iterator[PostgresServer]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def project_env(**overrides: str) -> dict[str, str]:
-    """The environment for a subprocess of this project (manage.py, a Celery worker)."""
+def project_env(
+    *,
+    project_dir: str | Path = PROJECT_DIR,
+    settings_module: str = SETTINGS_MODULE,
+    **overrides: str,
+) -> dict[str, str]:
+    """The environment for a subprocess of a project (manage.py, a Celery worker): this one's
+    environment, ``project_dir`` first on ``PYTHONPATH``, ``DJANGO_SETTINGS_MODULE`` defaulting
+    to ``settings_module``; ``overrides`` are variables set last."""
     env = dict(os.environ)
-    env.setdefault("DJANGO_SETTINGS_MODULE", "config.test_settings")
+    env.setdefault("DJANGO_SETTINGS_MODULE", settings_module)
     env.setdefault("NO_PROXY", "localhost,127.0.0.1")
-    env["PYTHONPATH"] = str(PROJECT_DIR) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(project_dir) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(overrides)
     return env
 
 
-def manage(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run ``manage.py`` with ``args`` in a subprocess; returns the completed process."""
+def manage(
+    *args: str,
+    env: dict[str, str],
+    timeout: float = 600,
+    project_dir: str | Path = PROJECT_DIR,
+) -> subprocess.CompletedProcess:
+    """Run ``<project_dir>/manage.py`` with ``args`` in ``project_dir``; returns the completed
+    process."""
+    project_dir = Path(project_dir)
     return subprocess.run(
-        [sys.executable, str(PROJECT_DIR / "manage.py"), *args],
+        [sys.executable, str(project_dir / "manage.py"), *args],
         env=env,
-        cwd=PROJECT_DIR,
+        cwd=project_dir,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -247,8 +273,11 @@ def celery_worker(
     concurrency: int = 4,
     logdir: str | None = None,
     beat: bool = False,
+    app: str = CELERY_APP,
+    project_dir: str | Path = PROJECT_DIR,
 ) -> Iterator[Worker]:
-    """A real ``celery worker`` process of this project, ready to take tasks; stopped on exit.
+    """A real ``celery -A <app> worker`` process started in ``project_dir``, ready to take
+    tasks; stopped on exit.
 
     ``beat``: the worker also runs the beat scheduler (``-B``, schedule file in ``logdir``).
     """
@@ -260,7 +289,7 @@ def celery_worker(
             "-m",
             "celery",
             "-A",
-            "config",
+            app,
             "worker",
             "-P",
             pool,
@@ -278,7 +307,7 @@ def celery_worker(
             *(["-B", "-s", str(Path(logdir) / f"{name}-beat-schedule")] if beat else []),
         ],
         env=env,
-        cwd=PROJECT_DIR,
+        cwd=project_dir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,

@@ -200,3 +200,53 @@ def test_a_source_that_breaks_while_read_fails_the_run_in_the_ingest_phase(
     assert (run.status, run.phase, run.checksum) == (ImportRun.Status.FAILED, "ingest", "")
     assert run.message == "reading the source failed (OSError); see the log"
     assert run.records.filter(kind="user").count() == ingest_module.CHUNK
+
+
+@pytest.mark.django_db
+def test_invalid_rows_keep_the_email_and_external_id_they_hold(write, organizations_csv, command):
+    """The failures export names whom an invalid row is about, whenever its fields can be read."""
+    import csv
+    import io
+
+    users = write(
+        "users.csv",
+        CORRUPT_USERS.encode()
+        + b"root@example.com,legacy-root,,,true,,\n"  # 13: no organization
+        + b"Bad\xffByte@example.com,u13,,,true,acme,\n",  # 14: a byte that is not UTF-8
+    )
+    run = ingest(("organization", organizations_csv), ("user", users))
+    exported = command("migration_export_failures", run.pk)
+    rows = {
+        int(row["row_number"]): (row["email"], row["external_id"], row["error_code"])
+        for row in csv.DictReader(io.StringIO(exported.out))
+    }
+    assert rows == {
+        4: ("not-an-email", "u3", "invalid_email"),
+        5: ("carol@example.com", "u4", "invalid_field"),
+        6: ("dave@example.com", "u5", "unknown_organization"),
+        7: ("alice@example.com", "u6", "duplicate"),
+        8: ("frank@example.com", "u1", "duplicate"),
+        10: ("hank@example.com", "u9", "invalid_role_name"),
+        11: ("ivy@example.com", "u10", "no_organization"),
+        12: ("", "", "malformed_row"),  # its fields do not match the header: none is read
+        13: ("root@example.com", "legacy-root", "no_organization"),
+        14: ("", "u13", "bad_encoding"),
+    }
+
+
+@pytest.mark.django_db
+def test_invalid_rows_from_the_database_keep_the_users_email_and_external_id():
+    from django.contrib.auth.models import Group, User
+
+    from migration.sources import DatabaseSource
+
+    sales, other = Group.objects.create(name="Sales EU"), Group.objects.create(name="sales-eu")
+    bob = User.objects.create_user("bob", "Bob@Example.com")
+    bob.groups.add(sales, other)
+    with override_settings(MIGRATION={"DEFAULT_ORGANIZATION": {"external_id": "default"}}):
+        run = create_run(
+            [DatabaseSource("role"), DatabaseSource("organization"), DatabaseSource("user")]
+        )
+    record = run.records.get(kind="user")
+    assert (record.status, record.error_code) == (Status.INVALID, "role_name_collision")
+    assert (record.email, record.external_id) == ("bob@example.com", str(bob.pk))

@@ -10,7 +10,7 @@ from django.test import modify_settings
 from django.utils import timezone
 
 from readiness.models import CheckResult, CheckRun
-from readiness.registry import FAIL, PASS, WARN
+from readiness.registry import FAIL, PASS, SKIP, WARN
 
 from .helpers import covers, run_probe
 
@@ -183,13 +183,30 @@ class TestImportsVerified:
         assert result.status == FAIL
         assert "No completed import run yet" in result.message
 
+    @covers("readiness.E060", SKIP)
+    @covers("readiness.W061", SKIP)
     @modify_settings(INSTALLED_APPS={"remove": ["migration"]})
-    def test_migration_app_missing(self):
-        result = run_probe("readiness.E060")
-        assert result.status == FAIL
-        assert result.message == (
-            "The migration app's ImportRun and ImportRecord models are not installed."
+    def test_migration_app_missing_leaves_the_import_to_a_person(self, signer):
+        """Nothing proves M04 without the ledger: its checks skip, M04 stays to do (an open
+        blocker), and a person closes it by marking the import section not applicable with a
+        reason, which a failing E060 refused."""
+        from readiness import signoffs
+        from readiness.models import ChecklistItem, ItemStatus
+        from readiness.probes.migration import NO_LEDGER
+        from readiness.registry import get_probe
+        from readiness.runner import run_checks
+
+        for probe_id in ("readiness.E060", "readiness.W061"):
+            result = run_probe(probe_id)
+            assert (result.status, result.message) == (SKIP, NO_LEDGER)
+        run_checks([get_probe("readiness.E060"), get_probe("readiness.W061")])
+        m04 = ChecklistItem.objects.select_related("section").get(key="M04")
+        assert m04.status == ItemStatus.TODO
+        signoffs.set_section_applicable(
+            m04.section, signer, False, "Users were imported by the SSO provider's own sync."
         )
+        m04.refresh_from_db()
+        assert m04.status == ItemStatus.NOT_APPLICABLE
 
 
 class TestFailedRecords:

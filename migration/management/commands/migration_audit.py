@@ -13,8 +13,10 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
     help = (
         "Phase 1: report this project's current authentication (user model, backends, middleware, "
-        "sessions, password hashers, groups and permissions, auth/SSO apps) and what matters for "
-        "the import. Exit 1 when a finding blocks the import (e.g. users without email)."
+        "sessions, password hashers, groups and permissions, auth/SSO apps), what matters for "
+        "the import, and the SCALEKIT_AUTH role settings that keep every user's groups and "
+        "staff/superuser flags after migration_import --from-database. Exit 1 when a finding "
+        "blocks the import (e.g. users without email)."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -28,6 +30,10 @@ class Command(BaseCommand):
             for name, rows in report.sections.items():
                 self.stdout.write(f"\n{name}")
                 self.stdout.write(table(["item", "value"], rows) if rows else "  (none)")
+            self.stdout.write(
+                "\nSCALEKIT_AUTH role settings (for migration_import --from-database)"
+            )
+            self.stdout.write(report.role_settings_text)
             self.stdout.write("\nfindings")
             if report.findings:
                 self.stdout.write(table(["level", "finding"], report.findings))

@@ -10,7 +10,15 @@ from ...batches import ledger_lock, process_stats
 from ...conf import app_settings
 from ...ingest import create_run
 from ...models import ImportRun
-from ...reporting import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, emit_json, run_exit_code, run_table
+from ...reporting import (
+    EXIT_OK,
+    EXIT_STOPPED,
+    EXIT_USAGE,
+    cutover_role_settings,
+    emit_json,
+    run_exit_code,
+    run_table,
+)
 from ...sources import DatabaseSource, SourceError, open_file_source
 from ._progress import BatchProgress, progress_flag, wait_for
 
@@ -166,17 +174,25 @@ class Command(BaseCommand):
             summary = runner.summary(run)
         if not options["use_async"]:
             summary["calls"] = process_stats().snapshot()
+        role_text = ""
+        if options["from_database"]:
+            role_data, role_text, role_warning = cutover_role_settings()
+            summary.update(role_data)
+            role_text = "\n".join(filter(None, [role_text, role_warning]))
         if options["json"]:
             emit_json(summary, self.stdout)
-        elif not options["dry_run"]:
-            self.stdout.write(run_table(summary))
-            calls = summary.get("calls")
-            if calls and calls["total_calls"]:
-                self.stdout.write(
-                    f"calls to Scalekit: {calls['total_calls']}, rate limited (paused) "
-                    f"{calls['rate_limited']} time(s), other non-OK answers "
-                    f"{sum(calls['errors'].values()) - calls['rate_limited']}"
-                )
+        else:
+            if not options["dry_run"]:
+                self.stdout.write(run_table(summary))
+                calls = summary.get("calls")
+                if calls and calls["total_calls"]:
+                    self.stdout.write(
+                        f"calls to Scalekit: {calls['total_calls']}, rate limited (paused) "
+                        f"{calls['rate_limited']} time(s), other non-OK answers "
+                        f"{sum(calls['errors'].values()) - calls['rate_limited']}"
+                    )
+            if role_text:
+                self.stdout.write(role_text)
         if code == EXIT_OK:
             code = run_exit_code(summary)
         if code:
