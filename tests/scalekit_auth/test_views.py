@@ -79,6 +79,7 @@ def test_state_mismatch_is_refused(client, sdk, auth_emulator):
     callback = client.get("/auth/callback/", {"code": "x", "state": "forged"})
 
     assert callback.status_code == 400 and b"state_mismatch" in callback.content
+    assert b"<nav>" in callback.content  # the project's scalekit_auth/base.html gives its layout
     assert "_auth_user_id" not in client.session and SESSION_KEY not in client.session
     assert AuthEvent.objects.filter(
         kind="login", success=False, reason__startswith="state_mismatch"
