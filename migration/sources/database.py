@@ -475,14 +475,13 @@ def first_login_changes(limit: int = 5) -> LoginChanges:
     they are configured now, with up to ``limit`` examples.
 
     The roles are those the import gives (the groups', the flags', else ``DEFAULT_ROLE``); the
-    change is what ``scalekit_auth.roles.sync_roles`` makes of them: managed groups the roles do
-    not give are removed, the groups they give are added, and each flag follows its roles when
-    any are configured. Raises ``ImproperlyConfigured`` for role settings of the wrong shape.
+    change is what ``sync_roles`` makes of them (``scalekit_auth.roles.planned_change``):
+    managed groups the roles do not give are removed, the groups they give are added, and each
+    flag follows its roles when any are configured. Raises ``ImproperlyConfigured`` for role
+    settings of the wrong shape.
     """
-    from scalekit_auth.roles import groups_for, managed_groups, role_names
+    from scalekit_auth.roles import planned_change
 
-    managed = managed_groups()
-    flag_roles = {flag: set(role_names(key)) for flag, key in FLAG_SETTINGS.items()}
     default_role = app_settings.DEFAULT_ROLE
     default = app_settings.DEFAULT_ORGANIZATION
     user_model = get_user_model()
@@ -497,20 +496,17 @@ def first_login_changes(limit: int = 5) -> LoginChanges:
             roles = {r.role for r in user_roles} | set(flags)
             if not roles and default_role:
                 roles = {default_role}
-            current = groups.get(user.pk, set())
-            wanted = groups_for(roles)
-            change = LoginChange(
-                user.get_username(),
-                sorted((current & (managed | wanted)) - wanted),
-                sorted(wanted - current),
-            )
-            for flag, configured in flag_roles.items():
-                if configured and hasattr(user, flag):
-                    value = not roles.isdisjoint(configured)
-                    if value != getattr(user, flag):
-                        change.flags[flag] = value
-            if change.lost_groups or change.gained_groups or change.flags:
+            current = {flag: getattr(user, flag) for flag in FLAG_SETTINGS if hasattr(user, flag)}
+            planned = planned_change(groups.get(user.pk, set()), roles, current)
+            if planned:
                 changes.users += 1
                 if len(changes.examples) < limit:
-                    changes.examples.append(change)
+                    changes.examples.append(
+                        LoginChange(
+                            user.get_username(),
+                            sorted(planned.remove),
+                            sorted(planned.add),
+                            planned.flags,
+                        )
+                    )
     return changes
