@@ -5,7 +5,8 @@ already processed."""
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator, MaxValueValidator, MinValueValidator
 from django.db import models
 
 
@@ -141,6 +142,55 @@ class RolloutSettings(models.Model):
     def save(self, *args, **kwargs) -> None:
         self.pk = 1
         super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        errors = {
+            field: problems
+            for field in ("allow_list", "deny_list")
+            if (problems := rollout_entry_problems(getattr(self, field)))
+        }
+        if errors:
+            raise ValidationError(errors)
+
+
+def rollout_entry_problems(text: str) -> list[str]:
+    """What is wrong with the entries of an allow or deny list, one message per bad line.
+
+    The rollout matches an entry against the whole lower-cased email or its ``@domain``, so
+    anything else (a bare domain, a wildcard, two entries on one line) would be kept but match
+    no one: refused here with the spelling that works.
+    """
+    email = EmailValidator()
+    problems = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        entry = line.strip()
+        if not entry:
+            continue
+        where = f"Line {number} ({entry!r})"
+        if any(sep in entry for sep in ", ;\t"):
+            problems.append(f"{where}: one email or @domain per line, without commas or spaces.")
+        elif entry.startswith("*@") or entry.startswith("*."):
+            domain = entry.lstrip("*@.")
+            problems.append(
+                f"{where}: no wildcards; an entry is one email or one exact domain, "
+                f"e.g. '@{domain}'."
+            )
+        elif "@" not in entry and email.validate_domain_part(entry):
+            problems.append(
+                f"{where} is neither an email nor an @domain: write '@{entry}' for everyone "
+                f"at {entry}, or a full email."
+            )
+        elif "@" not in entry:
+            problems.append(f"{where} is neither an email nor an @domain such as '@acme.example'.")
+        elif entry.startswith("@"):
+            if not email.validate_domain_part(entry[1:]):
+                problems.append(f"{where} is not an @domain such as '@acme.example'.")
+        else:
+            try:
+                email(entry)
+            except ValidationError:
+                problems.append(f"{where} is not a valid email (or @domain).")
+    return problems
 
 
 class AuthEvent(models.Model):
