@@ -8,9 +8,12 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.models import ADDITION, LogEntry
+from django.contrib.admin.widgets import AutocompleteSelect
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db import models
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -34,7 +37,7 @@ from .models import (
     SignOffRevocation,
 )
 from .runner import run_checks, select_probes
-from .status import section_progress
+from .status import active_signoff, latest_signoff, section_progress, signoff_problem
 
 STATUS_COLOURS = {
     ItemStatus.TODO: "#6b7280",
@@ -73,6 +76,69 @@ def progress_bar(percent: int) -> str:
     )
 
 
+#: Users offered per page by the owner search.
+OWNER_PAGE_SIZE = 20
+OWNER_INVALID = (
+    "Choose an active staff member as the owner: only they can work on the checklist. "
+    "Type part of a name, username or email to find one."
+)
+
+
+def _user_fields() -> set[str]:
+    return {f.name for f in get_user_model()._meta.get_fields()}
+
+
+def owner_candidates(keep: Any = None) -> QuerySet:
+    """Who may own a checklist item: active staff, the people who work in this admin (a user
+    model without ``is_staff`` or ``is_active`` is not filtered on the one it lacks).
+
+    ``keep`` (a user's pk) stays valid too, so that an item whose owner has since left the staff
+    can be saved without choosing a new owner.
+    """
+    user_model = get_user_model()
+    fields = _user_fields()
+    users = user_model._default_manager.order_by(user_model.USERNAME_FIELD)
+    flags = {name: True for name in ("is_staff", "is_active") if name in fields}
+    if not flags:
+        return users
+    return users.filter(Q(**flags) | Q(pk=keep)) if keep is not None else users.filter(**flags)
+
+
+def search_owners(term: str) -> QuerySet:
+    """Owner candidates whose username, first or last name or email contains every word of
+    ``term``."""
+    user_model = get_user_model()
+    fields = _user_fields()
+    names = [
+        name
+        for name in dict.fromkeys((user_model.USERNAME_FIELD, "first_name", "last_name", "email"))
+        if name in fields
+    ]
+    users = owner_candidates()
+    for word in term.split():
+        matches = Q()
+        for name in names:
+            matches |= Q(**{f"{name}__icontains": word})
+        users = users.filter(matches)
+    return users
+
+
+def owner_label(user: Any) -> str:
+    username = user.get_username()
+    name = user.get_full_name() if hasattr(user, "get_full_name") else ""
+    return f"{name} ({username})" if name and name != username else username
+
+
+class OwnerSelect(AutocompleteSelect):
+    """Django's autocomplete select, fed by the checklist's own search of active staff
+    (``ChecklistItemAdmin.owner_search_view``): the item page renders only the current owner
+    instead of every user, and whoever may edit items may pick an owner without also needing
+    the permission to view users that Django's own autocomplete asks for."""
+
+    def get_url(self) -> str:
+        return reverse(f"{self.admin_site.name}:readiness_owner_search")
+
+
 class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
@@ -107,6 +173,9 @@ class SignOffInline(ReadOnlyInline):
     )
     readonly_fields = fields
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("item__section", "revocation")
+
     @admin.display(description="state")
     def state(self, obj: SignOff) -> str:
         from .status import signoff_problem, signoff_staleness
@@ -125,6 +194,9 @@ class ItemEventInline(ReadOnlyInline):
     fields = ("created_at", "actor_name", "action", "from_status", "to_status", "message")
     readonly_fields = fields
     ordering = ("-created_at", "-pk")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("item")
 
 
 @admin.register(Section)
@@ -206,6 +278,7 @@ class SectionAdmin(admin.ModelAdmin):
 
     def applicability_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         section = get_object_or_404(Section, pk=pk)
+        require_mark_not_applicable(request)
         form = ApplicabilityForm(
             request.POST or None, initial={"applicable": "0" if not section.not_applicable else "1"}
         )
@@ -226,8 +299,14 @@ class SectionAdmin(admin.ModelAdmin):
 
 
 def can_mark_not_applicable(request: HttpRequest) -> bool:
-    """Whether the applicability pages are worth a link: only this permission can save them."""
+    """Whether the applicability pages are worth a link: only this permission opens them."""
     return request.user.has_perm(signoffs.NA_PERMISSION)
+
+
+def require_mark_not_applicable(request: HttpRequest) -> None:
+    """Refuse an applicability page (its form as well as its saving) without the permission."""
+    if not can_mark_not_applicable(request):
+        raise PermissionDenied
 
 
 def action_page(
@@ -377,6 +456,41 @@ class ChecklistItemAdmin(admin.ModelAdmin):
             rows,
         )
 
+    def formfield_for_foreignkey(
+        self, db_field: models.ForeignKey, request: HttpRequest, **kwargs: Any
+    ) -> Any:
+        if db_field.name != "owner":
+            return super().formfield_for_foreignkey(db_field, request, **kwargs)
+        kwargs["widget"] = OwnerSelect(db_field, self.admin_site)
+        kwargs["queryset"] = owner_candidates()
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        field.label_from_instance = owner_label
+        field.error_messages["invalid_choice"] = OWNER_INVALID
+        return field
+
+    def get_form(
+        self, request: HttpRequest, obj: ChecklistItem | None = None, change: bool = False, **kwargs
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        owner = form.base_fields.get("owner")
+        if owner is not None and obj is not None and obj.owner_id is not None:
+            owner.queryset = owner_candidates(keep=obj.owner_id)
+        return form
+
+    def owner_search_view(self, request: HttpRequest) -> JsonResponse:
+        """The owner select's suggestions, in the shape Django's autocomplete script reads."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        page = Paginator(search_owners(request.GET.get("term", "")), OWNER_PAGE_SIZE).get_page(
+            request.GET.get("page")
+        )
+        return JsonResponse(
+            {
+                "results": [{"id": str(user.pk), "text": owner_label(user)} for user in page],
+                "pagination": {"more": page.has_next()},
+            }
+        )
+
     def save_model(self, request: HttpRequest, obj: ChecklistItem, form: Any, change: bool) -> None:
         before = (
             ChecklistItem.objects.filter(pk=obj.pk)
@@ -429,6 +543,7 @@ class ChecklistItemAdmin(admin.ModelAdmin):
             path("run/", wrap(require_POST(self.run_all_view)), name="readiness_run_all"),
             path("export/", wrap(self.export_view), name="readiness_export"),
             path("status.json", wrap(self.status_view), name="readiness_status"),
+            path("owners/", wrap(self.owner_search_view), name="readiness_owner_search"),
             path(
                 "<int:pk>/run/", wrap(require_POST(self.run_item_view)), name="readiness_item_run"
             ),
@@ -547,6 +662,10 @@ class ChecklistItemAdmin(admin.ModelAdmin):
         item = get_object_or_404(ChecklistItem, pk=pk)
         if not self.has_sign_off_permission(request):
             raise PermissionDenied
+        latest = latest_signoff(item)
+        if request.method != "POST" and (latest is None or signoff_problem(latest) == "revoked"):
+            self.message_user(request, f"{item.key} has no sign-off to revoke.", messages.WARNING)
+            return HttpResponseRedirect(reverse("admin:readiness_checklistitem_change", args=[pk]))
         form = RevokeForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
@@ -562,6 +681,7 @@ class ChecklistItemAdmin(admin.ModelAdmin):
 
     def applicability_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         item = get_object_or_404(ChecklistItem, pk=pk)
+        require_mark_not_applicable(request)
         form = ApplicabilityForm(
             request.POST or None, initial={"applicable": "1" if item.not_applicable else "0"}
         )
@@ -586,10 +706,17 @@ class ChecklistItemAdmin(admin.ModelAdmin):
         form_url: str = "",
         extra_context: dict | None = None,
     ) -> HttpResponse:
+        can_sign_off = self.has_sign_off_permission(request)
+        item = self.get_object(request, object_id) if can_sign_off else None
         extra_context = {
             **(extra_context or {}),
             "can_run": self.has_run_checks_permission(request),
-            "can_sign_off": self.has_sign_off_permission(request),
+            "can_sign_off": can_sign_off,
+            # An expired or stale sign-off no longer counts, a revoked one is done: the link is
+            # for an active one.
+            "can_revoke": item is not None
+            and item.kind != ChecklistItem.Kind.AUTO
+            and active_signoff(item) is not None,
             "can_mark_not_applicable": can_mark_not_applicable(request),
         }
         return super().change_view(request, object_id, form_url, extra_context)
@@ -610,6 +737,9 @@ class ResultInline(ReadOnlyInline):
         "duration_ms",
     )
     readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("item")
 
 
 @admin.register(CheckRun)
@@ -669,7 +799,12 @@ class SignOffAdmin(admin.ModelAdmin):
         "revoked",
     )
     list_filter = ("environment", "item__section")
+    list_select_related = ("item",)
     search_fields = ("item__key", "signer_name", "notes")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        revoked = SignOffRevocation.objects.filter(signoff=OuterRef("pk"))
+        return super().get_queryset(request).annotate(is_revoked=Exists(revoked))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -680,6 +815,6 @@ class SignOffAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.display(boolean=True)
+    @admin.display(boolean=True, ordering="is_revoked")
     def revoked(self, obj: SignOff) -> bool:
-        return SignOffRevocation.objects.filter(signoff=obj).exists()
+        return obj.is_revoked

@@ -6,18 +6,31 @@ import re
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.contrib.auth import get_user_model
+from django.db import connection
 from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from readiness import signoffs
-from readiness.models import ChecklistItem, CheckRun, ItemEvent, ItemStatus, Section
+from readiness.admin import OWNER_INVALID, OWNER_PAGE_SIZE
+from readiness.models import (
+    ChecklistItem,
+    CheckRun,
+    ItemEvent,
+    ItemStatus,
+    Section,
+    SignOff,
+    SignOffRevocation,
+)
 from readiness.runner import run_checks, select_probes
 
 from .conftest import SIGNER_PERMS
-from .factories import StaffFactory
+from .factories import StaffFactory, UserFactory
 from .helpers import CLIENT_SECRET, production
 
 pytestmark = pytest.mark.django_db
+User = get_user_model()
 
 
 @pytest.fixture
@@ -342,3 +355,192 @@ class TestApplicabilityLinks:
             reverse("admin:readiness_checklistitem_change", args=[h21.pk])
         )
         assert f'href="{item_url("applicability", "H21")}"' in page.content.decode()
+
+
+def change_url(key: str) -> str:
+    return reverse("admin:readiness_checklistitem_change", args=[item_pk(key)])
+
+
+def item_pk(key: str) -> int:
+    return ChecklistItem.objects.get(key=key).pk
+
+
+def count_queries(client: Client, url: str) -> tuple[int, object]:
+    """Queries of a GET of ``url``, once the per-process caches (content types) are warm."""
+    client.get(url)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(queries), response
+
+
+class TestOwnerField:
+    """The owner is picked by searching active staff, not from a select of every user."""
+
+    def test_item_page_does_not_list_every_user(self, admin_client_for, signer):
+        client = admin_client_for(signer)
+        UserFactory.create_batch(3)
+        few, _ = count_queries(client, change_url("H04"))
+        UserFactory.create_batch(150)
+        many, response = count_queries(client, change_url("H04"))
+        assert many == few
+        html = response.content.decode()
+        select = re.search(r'<select name="owner".*?</select>', html, re.S).group(0)
+        assert select.count("<option") == 1  # the empty choice: H04 has no owner
+        assert reverse("admin:readiness_owner_search") in select
+
+    def test_current_owner_is_the_only_option(self, admin_client_for, signer):
+        ChecklistItem.objects.filter(key="H04").update(owner=signer)
+        html = admin_client_for(signer).get(change_url("H04")).content.decode()
+        select = re.search(r'<select name="owner".*?</select>', html, re.S).group(0)
+        assert re.findall(r"<option[^>]*>([^<]*)</option>", select) == ["", "Grace Hopper (signer)"]
+
+    def test_search_offers_active_staff_only(self, admin_client_for, signer):
+        StaffFactory(username="ada.staff", first_name="Ada", last_name="Lovelace")
+        StaffFactory(username="ada.gone", first_name="Ada", last_name="Byron", is_active=False)
+        UserFactory(username="ada.customer", first_name="Ada", last_name="King")
+        url = reverse("admin:readiness_owner_search")
+        response = admin_client_for(signer).get(url, {"term": "ada"})
+        assert response.json() == {
+            "results": [
+                {
+                    "id": str(User.objects.get(username="ada.staff").pk),
+                    "text": "Ada Lovelace (ada.staff)",
+                }
+            ],
+            "pagination": {"more": False},
+        }
+        words = admin_client_for(signer).get(url, {"term": "grace hop"}).json()["results"]
+        assert [r["text"] for r in words] == ["Grace Hopper (signer)"]
+
+    def test_search_pages(self, admin_client_for, signer):
+        StaffFactory.create_batch(OWNER_PAGE_SIZE + 5, first_name="Pat")
+        url = reverse("admin:readiness_owner_search")
+        first = admin_client_for(signer).get(url, {"term": "pat"}).json()
+        second = admin_client_for(signer).get(url, {"term": "pat", "page": "2"}).json()
+        assert (len(first["results"]), first["pagination"]["more"]) == (OWNER_PAGE_SIZE, True)
+        assert (len(second["results"]), second["pagination"]["more"]) == (5, False)
+
+    def test_search_needs_the_change_permission(self, admin_client_for, viewer):
+        url = reverse("admin:readiness_owner_search")
+        assert admin_client_for(viewer).get(url, {"term": "a"}).status_code == 403
+
+    def test_non_staff_owner_refused(self, admin_client_for, signer):
+        customer = UserFactory(username="customer")
+        response = admin_client_for(signer).post(
+            change_url("H04"), {**item_form_data(), "owner": customer.pk}
+        )
+        assert response.status_code == 200
+        assert response.context["adminform"].form.errors["owner"] == [OWNER_INVALID]
+        assert ChecklistItem.objects.get(key="H04").owner is None
+
+    def test_owner_who_left_the_staff_can_stay(self, admin_client_for, signer):
+        former = StaffFactory(username="former")
+        ChecklistItem.objects.filter(key="H04").update(owner=former)
+        User.objects.filter(pk=former.pk).update(is_staff=False)
+        response = admin_client_for(signer).post(
+            change_url("H04"), {**item_form_data(), "owner": former.pk, "evidence_text": "SOP v4"}
+        )
+        assert response.status_code == 302
+        h04 = ChecklistItem.objects.get(key="H04")
+        assert (h04.owner, h04.evidence_text) == (former, "SOP v4")
+
+
+def item_form_data() -> dict[str, str]:
+    """A change form of an item as posted unchanged (no inline rows)."""
+    data = {"owner": "", "evidence_text": "", "evidence_url": ""}
+    for prefix in ("signoffs", "events"):
+        data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
+    return data
+
+
+class TestRevokeLink:
+    def test_not_offered_without_an_active_signoff(self, admin_client_for, signer):
+        client = admin_client_for(signer)
+        html = client.get(change_url("H01")).content.decode()
+        assert "Sign off</a>" in html and "Revoke sign-off" not in html
+        signoffs.sign_off(ChecklistItem.objects.get(key="H01"), signer, notes="checked")
+        assert "Revoke sign-off" in client.get(change_url("H01")).content.decode()
+        signoffs.revoke_latest(ChecklistItem.objects.get(key="H01"), signer, "wrong env")
+        assert "Revoke sign-off" not in client.get(change_url("H01")).content.decode()
+
+    def test_revoke_page_without_signoff_goes_back_to_the_item(self, admin_client_for, signer):
+        response = admin_client_for(signer).get(item_url("revoke", "H01"), follow=True)
+        assert response.redirect_chain == [(change_url("H01"), 302)]
+        assert "H01 has no sign-off to revoke." in response.content.decode()
+
+
+class TestApplicabilityPagesNeedThePermission:
+    """Without readiness.mark_not_applicable the form itself is refused, not only its saving."""
+
+    def test_item_page(self, admin_client_for, viewer):
+        client = admin_client_for(viewer)
+        assert client.get(item_url("applicability", "H21")).status_code == 403
+        response = client.post(item_url("applicability", "H21"), {"applicable": "0", "reason": "x"})
+        assert response.status_code == 403
+        assert not ChecklistItem.objects.get(key="H21").not_applicable
+
+    def test_section_page(self, admin_client_for):
+        reader = StaffFactory(username="reader", perms=["readiness.view_section"])
+        section = Section.objects.get(key="mcp")
+        url = reverse("admin:readiness_section_applicability", args=[section.pk])
+        assert admin_client_for(reader).get(url).status_code == 403
+        assert (
+            admin_client_for(reader).post(url, {"applicable": "0", "reason": "x"}).status_code
+            == 403
+        )
+
+
+class TestListQueries:
+    """Pages whose query count must not grow with their rows."""
+
+    def test_signoff_list(self, admin_client_for, superuser, signer):
+        item = ChecklistItem.objects.get(key="H01")
+        client = admin_client_for(superuser)
+        url = reverse("admin:readiness_signoff_changelist")
+
+        def add(count: int) -> None:
+            for n in range(count):
+                signoff = SignOff.objects.create(item=item, signed_by=signer, signer_name="Grace")
+                if n % 2:
+                    SignOffRevocation.objects.create(
+                        signoff=signoff, revoked_by_name="Ada", reason="stale"
+                    )
+
+        add(2)
+        few, _ = count_queries(client, url)
+        add(30)
+        many, response = count_queries(client, url)
+        assert many == few
+        html = response.content.decode()
+        assert html.count('alt="True"') == 16 and html.count('alt="False"') == 16
+        ordered = client.get(url, {"o": "7"})  # by the revoked column
+        assert ordered.status_code == 200
+
+    def test_check_run_results(self, admin_client_for, superuser):
+        client = admin_client_for(superuser)
+        small = run_checks(select_probes(items=["B06"]), network=False).run
+        large = run_checks(select_probes(kinds=["S"]), network=False).run
+        assert large.results.count() > 10 * small.results.count()
+        few, response = count_queries(
+            client, reverse("admin:readiness_checkrun_change", args=[small.pk])
+        )
+        assert "B06 Session lifetime bounded" in response.content.decode()
+        many, _ = count_queries(client, reverse("admin:readiness_checkrun_change", args=[large.pk]))
+        assert many == few
+
+    def test_item_page_with_its_signoffs_and_history(self, admin_client_for, superuser, signer):
+        client = admin_client_for(superuser)
+        h01 = ChecklistItem.objects.get(key="H01")
+
+        def sign_and_revoke(times: int) -> None:
+            for _ in range(times):
+                signoffs.sign_off(h01, signer, notes="checked")
+                signoffs.revoke_latest(h01, signer, "again")
+
+        sign_and_revoke(1)
+        few, _ = count_queries(client, change_url("H01"))
+        sign_and_revoke(8)
+        many, response = count_queries(client, change_url("H01"))
+        assert many == few
+        assert response.content.decode().count("revoked by Grace Hopper: again") == 9
