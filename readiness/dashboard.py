@@ -14,6 +14,7 @@ from .status import (
     SectionProgress,
     latest_results,
     latest_signoff,
+    newest_results,
     section_progress,
     signoff_problem,
 )
@@ -36,6 +37,39 @@ class Change:
         return self.before in good and self.after not in good
 
 
+#: How many runs before the compared one are searched first for each probe's previous result.
+RECENT_RUNS = 20
+
+
+def previous_statuses(
+    run: CheckRun, probe_ids: set[str], network_probes: set[str]
+) -> dict[str, str]:
+    """The status of each probe's newest result stored before ``run`` (a network probe's: from a
+    run with network), in three queries however long the history.
+
+    The ``RECENT_RUNS`` runs before ``run`` nearly always hold every probe, and are read through
+    the run index; only probes they lack (a probe that ran long ago, a network probe after many
+    offline runs) are looked up in the older history.
+    """
+    counted = CheckResult.objects.exclude(probe_id__in=network_probes, run__network=False)
+    recent = list(
+        CheckRun.objects.filter(started_at__lt=run.started_at)
+        .order_by("-started_at", "-pk")
+        .values_list("pk", "started_at")[:RECENT_RUNS]
+    )
+    statuses = dict(
+        newest_results(counted.filter(run__in=[pk for pk, _ in recent]), probe_ids).values_list(
+            "probe_id", "status"
+        )
+    )
+    missing = probe_ids - set(statuses)
+    if missing and len(recent) == RECENT_RUNS:
+        # Older than the oldest recent run: ties with it are among the recent ones already.
+        older = counted.filter(run__started_at__lt=recent[-1][1])
+        statuses.update(newest_results(older, missing).values_list("probe_id", "status"))
+    return statuses
+
+
 def changes_since_previous(run: CheckRun | None) -> list[Change]:
     """Probes whose outcome in ``run`` differs from their previous stored outcome.
 
@@ -45,31 +79,26 @@ def changes_since_previous(run: CheckRun | None) -> list[Change]:
     if run is None:
         return []
     network = {p.id for p in all_probes() if p.uses_network}
-    changes = []
-    for result in run.results.select_related("item").order_by("probe_id"):
-        uses_network = result.probe_id in network
-        if uses_network and not run.network:
-            continue
-        earlier = CheckResult.objects.filter(
-            probe_id=result.probe_id, run__started_at__lt=run.started_at
+    results = [
+        result
+        for result in run.results.select_related("item").order_by("probe_id")
+        if run.network or result.probe_id not in network
+    ]
+    if not results:
+        return []
+    previous = previous_statuses(run, {r.probe_id for r in results}, network)
+    return [
+        Change(
+            result.probe_id,
+            result.title,
+            result.item.key if result.item else "",
+            previous[result.probe_id],
+            result.status,
+            result.message,
         )
-        if uses_network:
-            earlier = earlier.filter(run__network=True)
-        previous = (
-            earlier.order_by("-run__started_at", "-pk").values_list("status", flat=True).first()
-        )
-        if previous and previous != result.status:
-            changes.append(
-                Change(
-                    result.probe_id,
-                    result.title,
-                    result.item.key if result.item else "",
-                    previous,
-                    result.status,
-                    result.message,
-                )
-            )
-    return changes
+        for result in results
+        if previous.get(result.probe_id, result.status) != result.status
+    ]
 
 
 def open_blockers(progress: list[SectionProgress]) -> list[dict[str, Any]]:
