@@ -18,14 +18,21 @@ they touch is put back:
   is connected while at least one forged-state probe runs (``_ExchangeSpy``); it counts only the
   probing thread's exchanges, and is disconnected when the last such probe ends, whatever the
   interleaving of overlapping runs. Nothing of the SDK is patched.
+
+A view that crashes answers the probe's client with a 500 page, as it would a browser; the
+exception it raised (type and message, known secret values masked) is kept in the result's
+``server_errors`` evidence and named in its message (``_ServerErrors``), so that a 500 seen once
+can be diagnosed from the stored result; the traceback still goes to the ``django.request`` log.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +44,7 @@ from urllib.parse import parse_qs, urlsplit
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.signals import got_request_exception
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.http.request import validate_host
@@ -46,8 +54,11 @@ from django.test import Client, RequestFactory
 
 from .. import contract
 from ..conf import app_settings
+from ..masking import looks_secret, mask_secret
 from ..registry import (
+    PASS,
     REQUEST,
+    SKIP,
     ProbeContext,
     ProbeResult,
     failed,
@@ -107,9 +118,115 @@ def unlogged(name: str, *statuses: int) -> Iterator[None]:
         target.removeFilter(log_filter)
 
 
+#: At most this many crashes of views are kept per probe result, each message cut to this length.
+MAX_SERVER_ERRORS = 5
+MAX_ERROR_TEXT = 300
+
+
+def _secret_values(value: Any, name: str, depth: int = 0) -> Iterator[str]:
+    """The strings a setting holds under a secret-looking name: its own (``SECRET_KEY``,
+    ``SECRET_KEY_FALLBACKS``) or a key's (``SCALEKIT_AUTH['CLIENT_SECRET']``, a database
+    ``PASSWORD``), three levels deep."""
+    if isinstance(value, str):
+        if looks_secret(name) and len(value) >= 6:
+            yield value
+    elif depth >= 3:
+        return
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            yield from _secret_values(inner, name if looks_secret(name) else str(key), depth + 1)
+    elif isinstance(value, list | tuple):
+        for inner in value:
+            yield from _secret_values(inner, name, depth + 1)
+
+
+def masked_text(text: str) -> str:
+    """``text`` with every secret value of the settings masked (an exception message can quote
+    one: a DSN, a header), cut to ``MAX_ERROR_TEXT`` characters."""
+    secrets_in_settings = {
+        secret
+        for name in dir(settings)
+        if name.isupper()
+        for secret in _secret_values(getattr(settings, name, None), name)
+    }
+    for secret in sorted(secrets_in_settings, key=len, reverse=True):
+        text = text.replace(secret, mask_secret(secret))
+    return text if len(text) <= MAX_ERROR_TEXT else text[: MAX_ERROR_TEXT - 1] + "…"
+
+
+def describe_exception(exc: BaseException) -> str:
+    kind = type(exc)
+    name = (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+    text = masked_text(str(exc))
+    return f"{name}: {text}" if text else name
+
+
+class _ServerErrors:
+    """The exceptions views raised during this thread's probe requests.
+
+    Django sends ``got_request_exception`` while it turns a view's exception into the 500 page;
+    the receiver notes the exception for the probe running in the sending thread (requests of
+    other threads, real ones, are left alone). One receiver serves all overlapping probes: the
+    first to start connects it, the last to end disconnects it, under a lock.
+    """
+
+    _lock = threading.Lock()
+    _running = 0
+    DISPATCH_UID = "readiness.probes.http_probes.server_errors"
+
+    @staticmethod
+    def _received(sender: Any, request: HttpRequest | None = None, **kwargs: Any) -> None:
+        errors = getattr(_probe_state, "server_errors", None)
+        exc = sys.exc_info()[1]
+        if errors is None or exc is None:
+            return
+        where = f"{request.method} {request.path}" if request is not None else "a request"
+        errors.append(f"{where} raised {describe_exception(exc)}")
+
+    @classmethod
+    @contextmanager
+    def recorded(cls) -> Iterator[list[str]]:
+        outer = getattr(_probe_state, "server_errors", None)
+        errors: list[str] = []
+        _probe_state.server_errors = errors
+        with cls._lock:
+            if not cls._running:
+                got_request_exception.connect(
+                    cls._received, weak=False, dispatch_uid=cls.DISPATCH_UID
+                )
+            cls._running += 1
+        try:
+            yield errors
+        finally:
+            _probe_state.server_errors = outer
+            with cls._lock:
+                cls._running -= 1
+                if not cls._running:
+                    got_request_exception.disconnect(dispatch_uid=cls.DISPATCH_UID)
+
+
+def with_server_errors(result: ProbeResult, errors: list[str]) -> ProbeResult:
+    """``result`` with the crashes of views behind it: in its evidence, and, unless it passed, in
+    its message."""
+    if not errors:
+        return result
+    kept = errors[:MAX_SERVER_ERRORS]
+    evidence = {**(result.evidence or {}), "server_errors": kept}
+    message = result.message
+    if result.status not in (PASS, SKIP):
+        more = f" (and {len(errors) - len(kept)} more)" if len(errors) > len(kept) else ""
+        message = f"{message} Server error: {'; '.join(kept)}{more}; traceback in the log."
+    return dataclasses.replace(result, message=message, evidence=evidence)
+
+
 def quiet(func: Callable[[ProbeContext], ProbeResult]) -> Callable[[ProbeContext], ProbeResult]:
     """Keep what a probe provokes on purpose out of the logs: its 404s, 405s and 403s, and the
-    auth app's "login failed" for its forged state. Errors (500s) still show."""
+    auth app's "login failed" for its forged state. Errors (500s) still show, and the exception
+    behind a 500 is kept in the result (``with_server_errors``)."""
 
     @functools.wraps(func)
     def wrapper(ctx: ProbeContext) -> ProbeResult:
@@ -119,8 +236,9 @@ def quiet(func: Callable[[ProbeContext], ProbeResult]) -> Callable[[ProbeContext
         for quieted in loggers:
             quieted.addFilter(log_filter)
         try:
-            with cleaned_sessions():
-                return func(ctx)
+            with cleaned_sessions(), _ServerErrors.recorded() as errors:
+                result = func(ctx)
+            return with_server_errors(result, errors)
         finally:
             for quieted in loggers:
                 quieted.removeFilter(log_filter)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
+from django.core.signals import got_request_exception
 from django.test import modify_settings
 
 from readiness.registry import FAIL, PASS, SKIP, WARN
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.django_db
 GOOD = "tests.readiness.urls_probe"
 BAD = "tests.readiness.urls_bad"
 BARE = "tests.readiness.urls_bare"
+CRASHING = "tests.readiness.urls_crashing"
 REPORTS = {"PROTECTED_URLS": [("/reports/", "readiness.view_checkrun")]}
 
 
@@ -478,3 +480,36 @@ class TestSideEffects:
             )
         assert "got 503" in result.message
         assert not [r for r in caplog.records if r.name == "django.request"]
+
+
+class TestServerErrors:
+    """A view that crashes gives the probe a 500; the exception behind it is kept in the result,
+    so that a 500 seen once can be diagnosed later."""
+
+    def test_login_500_names_the_exception(self, caplog):
+        from readiness.probes.http_probes import _ServerErrors
+
+        with caplog.at_level("ERROR", logger="django.request"):
+            result = probe_in(CRASHING, "readiness.E044")
+        assert result.status == FAIL
+        assert result.message.startswith("GET /auth/login/ answered 500, not a redirect")
+        [error] = result.evidence["server_errors"]
+        assert error.startswith(
+            "GET /auth/login/ raised LookupError: no Scalekit client for secret"
+        )
+        assert error in result.message and "traceback in the log" in result.message
+        assert any(r.exc_info for r in caplog.records if r.name == "django.request")
+        uids = [key[0] for key, *_ in got_request_exception.receivers]
+        assert _ServerErrors.DISPATCH_UID not in uids  # disconnected after the probe
+
+    def test_secret_in_the_exception_is_masked(self):
+        from .helpers import CLIENT_SECRET
+
+        result = probe_in(CRASHING, "readiness.E044")
+        text = " ".join([result.message, *result.evidence["server_errors"]])
+        assert CLIENT_SECRET not in text
+        assert f"sks_*** ({len(CLIENT_SECRET)} characters)" in text
+
+    def test_a_good_view_leaves_no_server_errors(self):
+        result = probe_in(GOOD, "readiness.E044")
+        assert "server_errors" not in result.evidence

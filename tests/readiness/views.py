@@ -114,3 +114,11 @@ def unprotected_by_csp(request: HttpRequest) -> HttpResponse:
     response = HttpResponse("no policy here")
     response.csp_exempt = True
     return response
+
+
+def crashing_login(request: HttpRequest) -> HttpResponse:
+    """Fails the way a misconfigured login does, quoting a secret in its message."""
+    from django.conf import settings
+
+    secret = settings.SCALEKIT_AUTH["CLIENT_SECRET"]
+    raise LookupError(f"no Scalekit client for secret {secret}: the settings are incomplete")
