@@ -14,6 +14,15 @@ from django.db import models
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from .conf import app_settings
+
+#: Rate and ETA stay "estimating" until the current execution has written back this many
+#: records, run this long, and written back at least as many records as it holds in flight:
+#: records are written back a batch at a time, so early on the records written back say little
+#: of what is being sent (8 batches of 100 in flight and 22 written back read 0.2/s at 8/s).
+ESTIMATE_MIN_RECORDS = 10
+ESTIMATE_MIN_SECONDS = 5.0
+
 
 class ImportRun(models.Model):
     class Status(models.TextChoices):
@@ -63,6 +72,15 @@ class ImportRun(models.Model):
         null=True, blank=True, help_text="Records sent per second by the current execution."
     )
     verified_at = models.DateTimeField(null=True, blank=True)
+    verifying_since = models.DateTimeField(
+        null=True, blank=True, help_text="When the verify under way (started from the admin) began."
+    )
+    verify_seen_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of the verify under way."
+    )
+    verify_checked = models.PositiveIntegerField(
+        default=0, help_text="Records the verify under way has checked so far."
+    )
     differences = models.PositiveIntegerField(
         null=True, blank=True, help_text="Found by the last verify."
     )
@@ -71,7 +89,7 @@ class ImportRun(models.Model):
         ordering = ["-id"]
 
     def __str__(self) -> str:
-        return f"run {self.pk} ({self.source})"
+        return f"run {self.pk}"
 
     @property
     def is_finished(self) -> bool:
@@ -83,23 +101,24 @@ class ImportRun(models.Model):
     def refresh_counts(self, *, save: bool = True) -> dict:
         """Recount the records by kind, status and outcome (one aggregate query)."""
         counts: dict = {"total": {}}
+        # Outcomes are counted over succeeded records only: a failed user may have been
+        # created before a later step failed, and counting it as "created" too made the
+        # columns add up to more than the rows.
         rows = self.records.values("kind", "status", "outcome").annotate(n=Count("id")).order_by()
         for row in rows:
             per_kind = counts.setdefault(row["kind"], {})
             per_kind[row["status"]] = per_kind.get(row["status"], 0) + row["n"]
             counts["total"][row["status"]] = counts["total"].get(row["status"], 0) + row["n"]
-            if row["outcome"]:
+            if row["outcome"] and row["status"] == ImportRecord.Status.SUCCEEDED:
                 key = f"outcome_{row['outcome']}"
                 per_kind[key] = per_kind.get(key, 0) + row["n"]
                 counts["total"][key] = counts["total"].get(key, 0) + row["n"]
         self.counts = counts
-        since = self.resumed_at or self.started_at
-        if since:
+        elapsed = self.execution_seconds
+        if elapsed is not None:
             # This execution only: after a resume, neither the idle time since the first start
             # nor the records finished before count.
-            done = self.count("succeeded") + self.count("failed") - self.done_at_resume
-            end = self.finished_at or timezone.now()
-            elapsed = (end - since).total_seconds()
+            done = self.done_this_execution
             self.throughput = round(done / elapsed, 2) if elapsed > 0 and done > 0 else None
         if save:
             ImportRun.objects.filter(pk=self.pk).update(
@@ -128,11 +147,47 @@ class ImportRun(models.Model):
         return self.done / self.to_send if self.to_send else (1.0 if self.is_finished else 0.0)
 
     @property
+    def execution_seconds(self) -> float | None:
+        """How long the current (or last) execution has run (until it finished, if it did)."""
+        since = self.resumed_at or self.started_at
+        if since is None:
+            return None
+        return ((self.finished_at or timezone.now()) - since).total_seconds()
+
+    @property
+    def done_this_execution(self) -> int:
+        """Records the current execution has written back (succeeded or failed)."""
+        return max(self.count("succeeded") + self.count("failed") - self.done_at_resume, 0)
+
+    @property
+    def estimating(self) -> bool:
+        """Whether a running run's rate is still too uncertain to show or to compute an ETA
+        from (see ``ESTIMATE_MIN_RECORDS``)."""
+        if self.status != self.Status.RUNNING:
+            return False
+        done = self.done_this_execution
+        return (
+            done < ESTIMATE_MIN_RECORDS
+            or done < self.count("in_flight")
+            or (self.execution_seconds or 0.0) < ESTIMATE_MIN_SECONDS
+        )
+
+    @property
     def eta(self) -> timedelta | None:
-        if self.is_finished or not self.throughput:
+        """Time left at the current rate; None unless running with a rate worth trusting."""
+        if self.status != self.Status.RUNNING or self.estimating or not self.throughput:
             return None
         remaining = max(self.to_send - self.done, 0)
         return timedelta(seconds=round(remaining / self.throughput))
+
+    @property
+    def verify_running(self) -> bool:
+        """A verify started from the admin is under way: it has shown a sign of life within
+        ``LEASE_SECONDS`` (a verify whose process died stops counting after that)."""
+        if self.verifying_since is None:
+            return False
+        seen = self.verify_seen_at or self.verifying_since
+        return timezone.now() - seen < timedelta(seconds=float(app_settings.LEASE_SECONDS))
 
 
 class ImportRecord(models.Model):

@@ -20,7 +20,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from scalekit.common.exceptions import ScalekitException
 
@@ -67,6 +67,10 @@ class NotResumable(Exception):
     """The run cannot be started, resumed or retried; the message says why and what to do."""
 
 
+class AlreadyVerifying(Exception):
+    """A verify of the run is under way; the message says since when and how far it got."""
+
+
 def ingest_complete(run: ImportRun) -> bool:
     """Whether the whole source is in the ledger.
 
@@ -88,6 +92,42 @@ def ensure_ingested(run: ImportRun) -> None:
         f"Run {run.pk} never had its whole source in the ledger ({why}); it cannot be "
         "resumed, retried or started: import the source again (a new run)."
     )
+
+
+def live_in_flight(run: ImportRun) -> int:
+    """In-flight records of ``run`` whose lease is live: a process is sending them right now
+    (a cancelled one finishing its batches, say). A dead worker's leases expire after
+    ``LEASE_SECONDS``; a resume takes those records over."""
+    stale = timezone.now() - timedelta(seconds=float(app_settings.LEASE_SECONDS))
+    with ledger_lock():
+        return run.records.filter(status=Status.IN_FLIGHT, claimed_at__gte=stale).count()
+
+
+def ensure_can_continue(run: ImportRun) -> None:
+    """Refuse to send a run's records again (the admin's retry and resume) when
+    ``migration_resume`` without ``--takeover`` would refuse it (dry run, rolled back, source
+    not fully read, still running), and while any of its records is in flight with a live
+    lease: a second executor would send beside the first, at twice the rate limit."""
+    if run.dry_run:
+        raise NotResumable(f"Run {run.pk} is a dry run: import the source again without --dry-run.")
+    if run.status == ImportRun.Status.ROLLED_BACK:
+        raise NotResumable(f"Run {run.pk} was rolled back: import the source again.")
+    ensure_ingested(run)
+    if run.status == ImportRun.Status.RUNNING:
+        raise NotResumable(
+            f"Run {run.pk} is running (mode: {run.options.get('mode', 'unknown')}): a live "
+            "process may still be sending its records. Cancel it, and continue it once it has "
+            "stopped; if no process of this run is alive any more (it was killed), continue it "
+            f"with manage.py migration_resume {run.pk} --takeover."
+        )
+    live = live_in_flight(run)
+    if live:
+        raise NotResumable(
+            f"Run {run.pk} has {live} record(s) in flight: a process (the one cancelled, say) "
+            "is still sending them. Try again once they are written back "
+            f"(migration_status {run.pk}); if that process died, their leases expire "
+            f"{app_settings.LEASE_SECONDS} s after it last renewed them."
+        )
 
 
 @dataclass
@@ -572,8 +612,10 @@ def summary(run: ImportRun, *, save: bool = True) -> dict[str, Any]:
     kinds = {}
     for kind in (Kind.ROLE, Kind.ORGANIZATION, Kind.USER):
         counts = run.counts.get(kind, {})
+        # created / existing / updated split the succeeded records (see refresh_counts).
         kinds[kind] = {
             "rows": sum(n for key, n in counts.items() if not key.startswith("outcome_")),
+            "succeeded": counts.get("succeeded", 0),
             "created": counts.get("outcome_created", 0),
             "existing": counts.get("outcome_existing", 0),
             "updated": counts.get("outcome_updated", 0),
@@ -594,6 +636,7 @@ def summary(run: ImportRun, *, save: bool = True) -> dict[str, Any]:
         "resumed_at": run.resumed_at.isoformat() if run.resumed_at else None,
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         "throughput_per_s": run.throughput,
+        "estimating": run.estimating,
         "progress": round(run.progress, 4),
         "eta_seconds": run.eta.total_seconds() if run.eta else None,
         "verified_at": run.verified_at.isoformat() if run.verified_at else None,
@@ -634,35 +677,102 @@ def launch(run: ImportRun) -> str:
 def launch_verify(run: ImportRun) -> str:
     """Verify a run without blocking: on Celery, else on a background thread (the admin).
 
-    The thread's failure is logged and written on the run's message, since nobody waits on it.
+    The run records that a verify is under way (``verifying_since``, a sign of life every
+    third of ``LEASE_SECONDS``, the records checked so far); raises ``AlreadyVerifying``
+    while one is. The thread's failure is logged and written on the run's message, since
+    nobody waits on it.
     """
-    if broker_configured():
-        from .tasks import verify_run
+    now = timezone.now()
+    stale = now - timedelta(seconds=float(app_settings.LEASE_SECONDS))
+    with ledger_lock():
+        started = (
+            ImportRun.objects.filter(pk=run.pk)
+            .filter(Q(verifying_since__isnull=True) | Q(verify_seen_at__lt=stale))
+            .update(verifying_since=now, verify_seen_at=now, verify_checked=0)
+        )
+        run.refresh_from_db()
+    if not started:
+        raise AlreadyVerifying(
+            f"Run {run.pk} is being verified since "
+            f"{timezone.localtime(run.verifying_since):%Y-%m-%d %H:%M:%S} "
+            f"({run.verify_checked} record(s) checked so far): wait until it is done."
+        )
+    try:
+        if broker_configured():
+            from .tasks import verify_run
 
-        verify_run.delay(run.pk)
-        return "queued on Celery"
+            verify_run.delay(run.pk)
+            return "queued on Celery"
 
-    def target() -> None:
-        try:
-            verify_or_record_failure(run.pk)
-        finally:
-            if connection.vendor != "sqlite":
-                connection.close()
+        def target() -> None:
+            try:
+                verify_or_record_failure(run.pk)
+            finally:
+                if connection.vendor != "sqlite":
+                    connection.close()
 
-    threading.Thread(target=target, name=f"migration-verify-{run.pk}", daemon=True).start()
+        threading.Thread(target=target, name=f"migration-verify-{run.pk}", daemon=True).start()
+    except BaseException:
+        _verify_ended(run.pk)
+        raise
     return "started in this process"
 
 
 VERIFY_FAILED = "verify failed: "
 
 
+def _verify_ended(run_id: int) -> None:
+    with ledger_lock():
+        ImportRun.objects.filter(pk=run_id).update(verifying_since=None, verify_seen_at=None)
+
+
+class _VerifyHeartbeat:
+    """While a verify runs: its sign of life on the run, from a thread of its own (a rate
+    limit can hold every record of a chunk for minutes), and the records checked so far."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(
+            target=self._beat, name=f"migration-verify-heartbeat-{run_id}", daemon=True
+        )
+
+    def __enter__(self) -> _VerifyHeartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def _beat(self) -> None:
+        every = float(app_settings.LEASE_SECONDS) / 3
+        try:
+            while not self.stopped.wait(every):
+                with ledger_lock():
+                    ImportRun.objects.filter(pk=self.run_id, verifying_since__isnull=False).update(
+                        verify_seen_at=timezone.now()
+                    )
+        finally:
+            if connection.vendor != "sqlite":
+                connection.close()
+
+    def checked(self, count: int) -> None:
+        with ledger_lock():
+            ImportRun.objects.filter(pk=self.run_id).update(
+                verify_checked=F("verify_checked") + count, verify_seen_at=timezone.now()
+            )
+
+
 def verify_or_record_failure(run_id: int) -> None:
     """``verify`` the run; if it raises, log the traceback and say why on ``run.message``
-    (Scalekit's answer for the expected failures, only the exception type otherwise)."""
+    (Scalekit's answer for the expected failures, only the exception type otherwise).
+    Whatever happens, the run no longer shows a verify under way afterwards."""
     from .verify import verify
 
     try:
-        verify(ImportRun.objects.get(pk=run_id))
+        with _VerifyHeartbeat(run_id) as heartbeat:
+            verify(ImportRun.objects.get(pk=run_id), progress=heartbeat.checked)
     except Exception as exc:  # noqa: BLE001 - a background thread: nobody else would see it
         logger.exception("migration: verify of run %s failed", run_id)
         if isinstance(exc, Fatal):
@@ -680,3 +790,5 @@ def verify_or_record_failure(run_id: int) -> None:
             ImportRun.objects.filter(pk=run_id, message__startswith=VERIFY_FAILED).update(
                 message=""
             )
+    finally:
+        _verify_ended(run_id)

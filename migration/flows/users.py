@@ -16,6 +16,8 @@ What the run changes on a user it did not create is written to ``record.result``
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ..gateway import (
@@ -30,6 +32,27 @@ from ..models import ImportRecord
 from .context import FlowContext, created_or_existing, succeed
 
 Outcome = ImportRecord.Outcome
+
+
+@contextmanager
+def step(user: Any, what: str) -> Iterator[None]:
+    """Name the step in the error of a call made once the user is in Scalekit: the record
+    fails with its user there (created by this run, perhaps: outcome ``created``), and its
+    last error says which step is left (``UNAVAILABLE: ...`` alone did not)."""
+    try:
+        yield
+    except ScalekitCallError as exc:
+        exc.message = f"user {user.id} is in Scalekit, but {what} failed: {exc.message}"
+        exc.args = (exc.message,)
+        raise
+
+
+def organization_name(ctx: FlowContext, organization_id: str) -> str:
+    """``'acme' (org_123)``: the source's external id, then the Scalekit id."""
+    for external_id, ref in ctx.organizations.items():
+        if ref.scalekit_id == organization_id:
+            return f"{external_id!r} ({organization_id})"
+    return organization_id
 
 
 def find_user(payload: dict[str, Any], ctx: FlowContext, *, expected: bool = False) -> Any | None:
@@ -103,11 +126,14 @@ def reconcile_identity(
                 f"{user.external_id!r}, not {wanted!r}",
                 "identity_conflict",
             )
+        setting = f"setting its external id {wanted!r}"
         if outcome == Outcome.CREATED:
-            return ctx.gateway.set_user_external_id(user.id, wanted), outcome
+            with step(user, setting):
+                return ctx.gateway.set_user_external_id(user.id, wanted), outcome
         record.result = {**record.result, "previous_external_id": ""}
         try:
-            user = ctx.gateway.set_user_external_id(user.id, wanted)
+            with step(user, setting):
+                user = ctx.gateway.set_user_external_id(user.id, wanted)
         except Transient:
             raise  # it may have gone through with its answer lost: it stays in the ledger
         except ScalekitCallError:
@@ -129,13 +155,16 @@ def reconcile_memberships(
         note_earlier_attempts(record, user, targets, ctx)
     current = memberships_of(user)
     for organization_id, roles in targets:
+        organization = organization_name(ctx, organization_id)
         if organization_id not in current:
             try:
-                user = ctx.gateway.create_membership(
-                    organization_id, user.id, ctx.roles_to_send(roles), invite=invite
-                )
+                with step(user, f"adding it to organization {organization}"):
+                    user = ctx.gateway.create_membership(
+                        organization_id, user.id, ctx.roles_to_send(roles), invite=invite
+                    )
             except AlreadyExists:
-                user = ctx.gateway.get_user(user.id)
+                with step(user, "reading it back"):
+                    user = ctx.gateway.get_user(user.id)
             else:
                 if outcome != Outcome.CREATED:
                     record_created_membership(record, organization_id)
@@ -144,7 +173,8 @@ def reconcile_memberships(
             current = memberships_of(user)
             if organization_id not in current:
                 # Some answers carry no memberships: ask for the user as Scalekit now has it.
-                user = ctx.gateway.get_user(user.id)
+                with step(user, "reading it back"):
+                    user = ctx.gateway.get_user(user.id)
                 current = memberships_of(user)
         have = current.get(organization_id, set())
         missing = [role for role in roles if role not in have]
@@ -156,7 +186,8 @@ def reconcile_memberships(
             if noted:
                 record_added_roles(record, organization_id, missing)
             try:
-                user = ctx.gateway.update_membership_roles(organization_id, user.id, wanted)
+                with step(user, f"giving it role(s) {', '.join(missing)} in {organization}"):
+                    user = ctx.gateway.update_membership_roles(organization_id, user.id, wanted)
             except Transient:
                 raise  # it may have gone through with its answer lost: it stays in the ledger
             except ScalekitCallError:

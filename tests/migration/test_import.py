@@ -453,6 +453,7 @@ def test_status_command(scalekit, command, write, organizations_csv):
     assert data["status"] == "completed_with_errors"
     assert data["kinds"]["user"] == {
         "rows": 2,
+        "succeeded": 1,
         "created": 1,
         "existing": 0,
         "updated": 0,
@@ -787,7 +788,7 @@ def test_admin_retry_selected_records_leaves_a_rolled_back_run_alone(
         {"action": "retry_records", "_selected_action": [record.pk]},
         follow=True,
     )
-    assert "is running, rolled back or a dry run: not retried" in response.content.decode()
+    assert f"Run {run.pk} was rolled back: import the source again." in (response.content.decode())
     record.refresh_from_db()
     run.refresh_from_db()
     assert record.status == Status.FAILED and run.status == ImportRun.Status.ROLLED_BACK
