@@ -103,22 +103,28 @@ def live_in_flight(run: ImportRun) -> int:
         return run.records.filter(status=Status.IN_FLIGHT, claimed_at__gte=stale).count()
 
 
-def ensure_can_continue(run: ImportRun) -> None:
-    """Refuse to send a run's records again (the admin's retry and resume) when
-    ``migration_resume`` without ``--takeover`` would refuse it (dry run, rolled back, source
-    not fully read, still running), and while any of its records is in flight with a live
-    lease: a second executor would send beside the first, at twice the rate limit."""
+def ensure_resumable(run: ImportRun) -> None:
+    """Refuse a run that can never be continued: a dry run, a rolled-back run, a run whose
+    source was not fully read."""
     if run.dry_run:
         raise NotResumable(f"Run {run.pk} is a dry run: import the source again without --dry-run.")
     if run.status == ImportRun.Status.ROLLED_BACK:
         raise NotResumable(f"Run {run.pk} was rolled back: import the source again.")
     ensure_ingested(run)
+
+
+def ensure_can_continue(run: ImportRun) -> None:
+    """Refuse to send a run's records again (the admin's retry and resume, and
+    ``migration_resume`` without ``--takeover``) when ``ensure_resumable`` refuses it, while it
+    is running, and while any of its records is in flight with a live lease: a second executor
+    would send beside the first, at twice the rate limit."""
+    ensure_resumable(run)
     if run.status == ImportRun.Status.RUNNING:
         raise NotResumable(
             f"Run {run.pk} is running (mode: {run.options.get('mode', 'unknown')}): a live "
-            "process may still be sending its records. Cancel it, and continue it once it has "
-            "stopped; if no process of this run is alive any more (it was killed), continue it "
-            f"with manage.py migration_resume {run.pk} --takeover."
+            f"process may still be sending its records. Cancel it (migration_cancel {run.pk}), "
+            "and continue it once it has stopped; if no process of this run is alive any more "
+            f"(it was killed), continue it with manage.py migration_resume {run.pk} --takeover."
         )
     live = live_in_flight(run)
     if live:

@@ -139,6 +139,29 @@ def test_resume_refuses_a_running_run_unless_takeover(
     assert scalekit_users(sdk) == ["a@example.com"]
 
 
+def test_resume_refuses_a_stopped_run_whose_records_are_still_in_flight_unless_takeover(
+    scalekit, sdk, command, write, organizations_csv
+):
+    """A cancelled process may still hold live leases: a second executor would send beside it."""
+    users = write("users.csv", "email,external_id,org_external_id\na@example.com,u1,acme\n")
+    run = create_run(
+        [open_file_source("organization", organizations_csv), open_file_source("user", users)]
+    )
+    run.status = ImportRun.Status.CANCELLED
+    run.save()
+    record = run.records.get(kind="user")
+    claim(run, "user", record.pk, record.pk, "cancelled-but-alive")
+
+    refused = command("migration_resume", run.pk, "--no-progress")
+    assert refused.code == EXIT_USAGE, refused
+    assert f"Run {run.pk} has 1 record(s) in flight" in refused.err
+    assert scalekit_organizations(sdk) == []
+
+    resumed = command("migration_resume", run.pk, "--takeover", "--no-progress")
+    assert resumed.code == EXIT_OK, resumed
+    assert scalekit_users(sdk) == ["a@example.com"]
+
+
 def test_in_process_batches_keep_their_lease_through_rate_limit_pauses(
     scalekit, sdk, write, organizations_csv
 ):

@@ -15,8 +15,10 @@ from ._progress import BatchProgress, progress_flag, wait_for
 class Command(BaseCommand):
     help = (
         "Continue a run: send what is pending, what failed transiently, and in-flight records whose "
-        "worker is gone (re-checked against Scalekit first). Refuses a running run unless "
-        "--takeover, and a run whose source was not fully read. Exit codes as migration_import."
+        "worker is gone (re-checked against Scalekit first). Refuses, unless --takeover, a run "
+        "still running or with records in flight under a live lease (a process is still "
+        "sending them); always a run whose source was not fully read. Exit codes as "
+        "migration_import."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -44,27 +46,13 @@ class Command(BaseCommand):
             run = ImportRun.objects.get(pk=options["run"])
         except ImportRun.DoesNotExist:
             raise CommandError(f"No import run {options['run']}.", returncode=EXIT_USAGE) from None
-        if run.dry_run:
-            raise CommandError(
-                f"Run {run.pk} is a dry run: import the source again without --dry-run.",
-                returncode=EXIT_USAGE,
-            )
-        if run.status == ImportRun.Status.ROLLED_BACK:
-            raise CommandError(
-                f"Run {run.pk} was rolled back: import the source again.", returncode=EXIT_USAGE
-            )
         try:
-            runner.ensure_ingested(run)
+            if options["takeover"]:
+                runner.ensure_resumable(run)
+            else:
+                runner.ensure_can_continue(run)
         except runner.NotResumable as exc:
             raise CommandError(str(exc), returncode=EXIT_USAGE) from None
-        if run.status == ImportRun.Status.RUNNING and not options["takeover"]:
-            raise CommandError(
-                f"Run {run.pk} is running (mode: {run.options.get('mode', 'unknown')}): "
-                "a live process may still be sending its records. Stop it with "
-                f"migration_cancel {run.pk} and resume once it has stopped; if no process of "
-                "this run is alive any more (it was killed), resume with --takeover.",
-                returncode=EXIT_USAGE,
-            )
         if options["use_async"] and not runner.broker_configured():
             raise CommandError(
                 f"--async needs a Celery broker: {app_settings.no_broker_reason()}.",
