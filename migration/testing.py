@@ -206,14 +206,17 @@ def postgres_server(*settings: str) -> Iterator[PostgresServer]:
 def project_env(
     *,
     project_dir: str | Path = PROJECT_DIR,
-    settings_module: str = SETTINGS_MODULE,
+    settings_module: str | None = None,
     **overrides: str,
 ) -> dict[str, str]:
     """The environment for a subprocess of a project (manage.py, a Celery worker): this one's
-    environment, ``project_dir`` first on ``PYTHONPATH``, ``DJANGO_SETTINGS_MODULE`` defaulting
-    to ``settings_module``; ``overrides`` are variables set last."""
+    environment, ``project_dir`` first on ``PYTHONPATH``, ``DJANGO_SETTINGS_MODULE`` set to
+    ``settings_module`` when given (else this process's, else ``SETTINGS_MODULE``);
+    ``overrides`` are variables set last."""
     env = dict(os.environ)
-    env.setdefault("DJANGO_SETTINGS_MODULE", settings_module)
+    if settings_module is not None:
+        env["DJANGO_SETTINGS_MODULE"] = settings_module
+    env.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS_MODULE)
     env.setdefault("NO_PROXY", "localhost,127.0.0.1")
     env["PYTHONPATH"] = str(project_dir) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(overrides)

@@ -33,6 +33,7 @@ def other_project(tmp_path):
             """
         )
     )
+    (tmp_path / "mysite_settings.py").write_text('SECRET_KEY = "other"\nINSTALLED_APPS = []\n')
     (tmp_path / "mysite.py").write_text(
         textwrap.dedent(
             """\
@@ -56,8 +57,7 @@ def test_defaults_are_this_repository(monkeypatch):
     assert (PROJECT_DIR / "manage.py").is_file()
 
 
-def test_manage_runs_another_projects_manage_py(other_project, monkeypatch):
-    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+def test_manage_runs_another_projects_manage_py(other_project):
     env = project_env(project_dir=other_project, settings_module="mysite.test_settings")
     assert env["PYTHONPATH"].split(":")[0] == str(other_project)
     done = manage("check", "--deploy", env=env, project_dir=other_project)
@@ -74,7 +74,12 @@ def test_celery_worker_of_another_projects_app(other_project, tmp_path):
     try:
         with redis_server() as url:
             loaded = tmp_path / "loaded"
-            env = project_env(project_dir=other_project, BROKER=url, LOADED=str(loaded))
+            env = project_env(
+                project_dir=other_project,
+                settings_module="mysite_settings",
+                BROKER=url,
+                LOADED=str(loaded),
+            )
             with celery_worker(
                 "other",
                 env,
