@@ -315,5 +315,8 @@ def test_killed_worker_records_are_requeued_by_beat_without_a_resume(cluster, sd
         )
         assert finished.returncode == 0, finished.stdout[-3000:] + survivor.log()[-3000:]
         assert json.loads(finished.stdout)["kinds"]["user"]["created"] == 300
-        assert "record(s) of a dead worker requeued" in survivor.log(), held
+        # Beat recovered the run, by the path that fitted the moment of the kill: k1's records
+        # still in flight (requeued), or its batch saved but the run not advanced (advanced).
+        recovered = ("record(s) of a dead worker requeued", "stalled after phase")
+        assert any(line in survivor.log() for line in recovered), held
     verify_clean(cluster, run, sdk, 300)
