@@ -54,7 +54,7 @@ from django.test import Client, RequestFactory
 
 from .. import contract
 from ..conf import app_settings
-from ..masking import looks_secret, mask_secret
+from ..masking import mask_secrets_in
 from ..registry import (
     PASS,
     REQUEST,
@@ -123,34 +123,10 @@ MAX_SERVER_ERRORS = 5
 MAX_ERROR_TEXT = 300
 
 
-def _secret_values(value: Any, name: str, depth: int = 0) -> Iterator[str]:
-    """The strings a setting holds under a secret-looking name: its own (``SECRET_KEY``,
-    ``SECRET_KEY_FALLBACKS``) or a key's (``SCALEKIT_AUTH['CLIENT_SECRET']``, a database
-    ``PASSWORD``), three levels deep."""
-    if isinstance(value, str):
-        if looks_secret(name) and len(value) >= 6:
-            yield value
-    elif depth >= 3:
-        return
-    elif isinstance(value, dict):
-        for key, inner in value.items():
-            yield from _secret_values(inner, name if looks_secret(name) else str(key), depth + 1)
-    elif isinstance(value, list | tuple):
-        for inner in value:
-            yield from _secret_values(inner, name, depth + 1)
-
-
 def masked_text(text: str) -> str:
     """``text`` with every secret value of the settings masked (an exception message can quote
     one: a DSN, a header), cut to ``MAX_ERROR_TEXT`` characters."""
-    secrets_in_settings = {
-        secret
-        for name in dir(settings)
-        if name.isupper()
-        for secret in _secret_values(getattr(settings, name, None), name)
-    }
-    for secret in sorted(secrets_in_settings, key=len, reverse=True):
-        text = text.replace(secret, mask_secret(secret))
+    text = mask_secrets_in(text)
     return text if len(text) <= MAX_ERROR_TEXT else text[: MAX_ERROR_TEXT - 1] + "…"
 
 
