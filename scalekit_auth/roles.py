@@ -52,6 +52,7 @@ def groups_for(roles: Iterable[str]) -> set[str]:
     return {name for role in roles for name in mapping.get(role, ())}
 
 
+#: The ``SCALEKIT_AUTH`` key naming the roles that give each of Django's user flags.
 FLAG_SETTINGS = {"is_staff": "STAFF_ROLES", "is_superuser": "SUPERUSER_ROLES"}
 
 

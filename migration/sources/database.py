@@ -37,6 +37,8 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
+from scalekit_auth.roles import FLAG_SETTINGS, planned_change
+
 from ..conf import app_settings
 from .base import KINDS, SourceError, SourceInfo, SourceRow
 
@@ -46,8 +48,6 @@ _NOT_ROLE_CHARS = re.compile(r"[^A-Za-z0-9_]+")
 #: The role that carries each of Django's user flags into Scalekit: given to the users who have
 #: the flag, and named in ``SCALEKIT_AUTH['STAFF_ROLES']`` / ``['SUPERUSER_ROLES']``.
 FLAG_ROLES = {"is_staff": "django_staff", "is_superuser": "django_superuser"}
-#: The ``SCALEKIT_AUTH`` key that turns each flag's role back into the flag at login.
-FLAG_SETTINGS = {"is_staff": "STAFF_ROLES", "is_superuser": "SUPERUSER_ROLES"}
 
 
 def role_name_for_group(name: str, pk: Any) -> str:
@@ -480,8 +480,6 @@ def first_login_changes(limit: int = 5) -> LoginChanges:
     flag follows its roles when any are configured. Raises ``ImproperlyConfigured`` for role
     settings of the wrong shape.
     """
-    from scalekit_auth.roles import planned_change
-
     default_role = app_settings.DEFAULT_ROLE
     default = app_settings.DEFAULT_ORGANIZATION
     user_model = get_user_model()
